@@ -1,0 +1,9 @@
+"""App configuration for the triage app."""
+
+from django.apps import AppConfig
+
+
+class TriageConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "triage"
+    verbose_name = "Remissprioritering"

@@ -1,0 +1,431 @@
+"""The triage data model; every model keeps its full history through django-simple-history."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
+
+from triage import personnummer, rules
+
+
+def _choices(catalogue: dict[str, str]) -> list[tuple[str, str]]:
+    return list(catalogue.items())
+
+
+class Patient(models.Model):
+    class Kind(models.TextChoices):
+        PERSONNUMMER = "personnummer", _("Personnummer")
+        SAMORDNINGSNUMMER = "samordningsnummer", _("Samordningsnummer")
+
+    class Sex(models.TextChoices):
+        FEMALE = "F", _("Kvinna")
+        MALE = "M", _("Man")
+
+    # Always the 12-digit canonical form, so that 10- and 12-digit input find the same row.
+    personal_number = models.CharField(_("personnummer"), max_length=12, unique=True)
+    kind = models.CharField(_("typ av nummer"), max_length=20, choices=Kind.choices)
+    birth_date = models.DateField(_("födelsedatum"))
+    name = models.CharField(_("namn"), max_length=200)
+    sex = models.CharField(_("kön"), max_length=1, choices=Sex.choices)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("patient")
+        verbose_name_plural = _("patienter")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.formatted_number})"
+
+    @property
+    def formatted_number(self) -> str:
+        return f"{self.personal_number[:8]}-{self.personal_number[8:]}"
+
+    def age_at(self, on: date) -> int:
+        return personnummer.age_at(self.birth_date, on)
+
+
+class Flag(models.Model):
+    """One entry of the routine's flag catalogue; codes are fixed, labels are editable."""
+
+    class Kind(models.TextChoices):
+        RED = "red", _("Röd flagga")
+        YELLOW = "yellow", _("Gul flagga")
+        EMERGENCY = "emergency", _("Akut tecken")
+
+    code = models.SlugField(_("kod"), max_length=40, unique=True)
+    kind = models.CharField(_("sort"), max_length=10, choices=Kind.choices)
+    label = models.CharField(_("benämning"), max_length=200)
+    position = models.PositiveSmallIntegerField(_("ordning"), default=0)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("flagga")
+        verbose_name_plural = _("flaggor")
+        ordering = ["kind", "position", "code"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def _weeks(field_label: str, default: int, maximum: int = 104) -> models.PositiveSmallIntegerField:
+    return models.PositiveSmallIntegerField(
+        field_label,
+        default=default,
+        validators=[MinValueValidator(0), MaxValueValidator(maximum)],
+    )
+
+
+class GuidelineVersion(models.Model):
+    """The routine's parameters (spec section 2) as one dated version; exactly one is active."""
+
+    label = models.CharField(_("version"), max_length=50, unique=True)
+    valid_from = models.DateField(_("gäller från"))
+    is_active = models.BooleanField(_("aktiv"), default=False)
+    note = models.TextField(_("kommentar"), blank=True)
+    red_flag_weeks = _weeks(_("veckor för röd flagga"), 4)
+    red_flag_borderline_weeks = _weeks(_("gränsfall från veckor (röd flagga)"), 3)
+    yellow_flag_weeks = _weeks(_("veckor för gul flagga"), 8)
+    radicular_treatment_weeks = _weeks(_("behandlingsveckor vid radikulär smärta"), 6)
+    older_patient_age = models.PositiveSmallIntegerField(
+        _("äldre patient från ålder"),
+        default=65,
+        validators=[MinValueValidator(18), MaxValueValidator(120)],
+    )
+    young_patient_age = models.PositiveSmallIntegerField(
+        _("ung patient under ålder"),
+        default=40,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+    )
+    recent_imaging_months = models.PositiveSmallIntegerField(
+        _("aktuell avbildning, månader"),
+        default=12,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+    )
+    priority_red_weeks = _weeks(_("priotid vid röd flagga, veckor"), 6, maximum=52)
+    priority_other_weeks = _weeks(_("priotid i övrigt, veckor"), 8, maximum=52)
+    created_at = models.DateTimeField(_("skapad"), auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("riktlinjeversion")
+        verbose_name_plural = _("riktlinjeversioner")
+        ordering = ["-valid_from", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"],
+                condition=Q(is_active=True),
+                name="exactly_one_active_guideline",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.valid_from:%Y-%m-%d})"
+
+    PARAMETER_FIELDS = (
+        "red_flag_weeks",
+        "red_flag_borderline_weeks",
+        "yellow_flag_weeks",
+        "radicular_treatment_weeks",
+        "older_patient_age",
+        "young_patient_age",
+        "recent_imaging_months",
+        "priority_red_weeks",
+        "priority_other_weeks",
+    )
+
+    def clean(self) -> None:
+        errors = {}
+        if (
+            self.red_flag_borderline_weeks is not None
+            and self.red_flag_weeks is not None
+            and self.red_flag_borderline_weeks > self.red_flag_weeks
+        ):
+            errors["red_flag_borderline_weeks"] = _(
+                "Gränsfallet kan inte börja efter gränsen för röd flagga (%(weeks)s veckor)."
+            ) % {"weeks": self.red_flag_weeks}
+        if (
+            self.young_patient_age is not None
+            and self.older_patient_age is not None
+            and self.young_patient_age > self.older_patient_age
+        ):
+            errors["young_patient_age"] = _(
+                "Åldern för ung patient kan inte vara högre än åldern för äldre patient."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def to_parameters(self) -> rules.Parameters:
+        return rules.Parameters(
+            guideline_version=self.label,
+            **{name: getattr(self, name) for name in self.PARAMETER_FIELDS},
+        )
+
+
+class Referral(models.Model):
+    class Status(models.TextChoices):
+        NEW = "new", _("Ny")
+        IN_TRIAGE = "in_triage", _("Under bedömning")
+        AWAITING_INFORMATION = "awaiting_information", _("Väntar på komplettering")
+        DECIDED = "decided", _("Beslutad")
+        RETURNED = "returned", _("Återsänd")
+        REREVIEW = "rereview", _("Eftergranskning")
+        ESCALATED = "escalated", _("Akut – eskalerad")
+        CANCELLED = "cancelled", _("Makulerad")
+
+    class Examination(models.TextChoices):
+        XRAY = "xray", _("Slätröntgen")
+        MRI = "mri", _("MR")
+        CT = "ct", _("DT")
+        OTHER = "other", _("Annan")
+
+    source = models.CharField(_("avsändande system"), max_length=50)
+    order_number = models.CharField(_("remissnummer"), max_length=64)
+    received_at = models.DateTimeField(_("mottagen"))
+    written_on = models.DateField(_("remissdatum"))
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="referrals", verbose_name=_("patient")
+    )
+    referring_unit = models.CharField(_("remitterande enhet"), max_length=200)
+    referring_clinician = models.CharField(_("remittent"), max_length=200)
+    requested = models.CharField(
+        _("önskad undersökning"), max_length=10, choices=Examination.choices
+    )
+    requested_text = models.CharField(_("undersökning enligt remissen"), max_length=200, blank=True)
+    anamnesis = models.TextField(_("anamnes och frågeställning"))
+    method_change_allowed = models.BooleanField(_("metodbyte tillåtet"), default=True)
+    status = models.CharField(
+        _("status"), max_length=25, choices=Status.choices, default=Status.NEW, db_index=True
+    )
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="assigned_referrals",
+        verbose_name=_("tilldelad radiolog"),
+    )
+    due_date = models.DateField(_("senast utförd"), null=True, blank=True)
+    # Bumped by every service write; a form carries the version it was opened with, so
+    # a save from a stale form is detected instead of silently overwriting.
+    version = models.PositiveIntegerField(_("version"), default=1)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("remiss")
+        verbose_name_plural = _("remisser")
+        ordering = ["received_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "order_number"], name="one_referral_per_source_order"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "received_at"], name="worklist_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.order_number}"
+
+    def patient_age(self) -> int:
+        return self.patient.age_at(self.written_on)
+
+    def can_transition_to(self, status: str) -> bool:
+        return status in ALLOWED_TRANSITIONS.get(self.status, frozenset())
+
+
+S = Referral.Status
+_FINAL = frozenset({S.DECIDED, S.RETURNED, S.REREVIEW, S.ESCALATED})
+# The one place that says which status may follow which. Final states can be reopened
+# (a radiologist corrects a decision); awaiting information returns to the worklist when
+# the referrer completes the referral.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.NEW: frozenset({S.IN_TRIAGE, S.AWAITING_INFORMATION, S.CANCELLED} | _FINAL),
+    S.IN_TRIAGE: frozenset({S.NEW, S.AWAITING_INFORMATION, S.CANCELLED} | _FINAL),
+    S.AWAITING_INFORMATION: frozenset({S.NEW, S.CANCELLED}),
+    S.DECIDED: frozenset({S.IN_TRIAGE, S.CANCELLED}),
+    S.RETURNED: frozenset({S.IN_TRIAGE}),
+    S.REREVIEW: frozenset({S.IN_TRIAGE, S.CANCELLED}),
+    S.ESCALATED: frozenset({S.IN_TRIAGE, S.DECIDED}),
+    S.CANCELLED: frozenset(),
+}
+ACTION_TO_STATUS: dict[str, str] = {
+    "escalate": S.ESCALATED,
+    "mri": S.DECIDED,
+    "ct": S.DECIDED,
+    "xray": S.DECIDED,
+    "rereview": S.REREVIEW,
+    "return": S.RETURNED,
+}
+EXAMINATION_ACTIONS = frozenset({"mri", "ct", "xray"})
+
+
+class PriorImaging(models.Model):
+    class Modality(models.TextChoices):
+        CT = "ct", _("DT")
+        MRI = "mri", _("MR")
+        XRAY = "xray", _("Slätröntgen")
+        SCINTIGRAPHY = "scintigraphy", _("Skelettscintigrafi")
+
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="prior_imaging", verbose_name=_("patient")
+    )
+    modality = models.CharField(_("modalitet"), max_length=15, choices=Modality.choices)
+    region = models.CharField(_("region"), max_length=100)
+    performed_on = models.DateField(_("datum"))
+    covers_lumbar_spine = models.BooleanField(_("omfattar ländryggen"))
+    finding = models.TextField(_("fynd"), blank=True)
+    location = models.CharField(_("utförd vid"), max_length=200, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("tidigare undersökning")
+        verbose_name_plural = _("tidigare undersökningar")
+        ordering = ["-performed_on", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_modality_display()} {self.region} {self.performed_on:%Y-%m-%d}"
+
+    def to_rule_input(self) -> rules.PriorImaging:
+        return rules.PriorImaging(
+            modality=self.modality,
+            region=self.region,
+            date=self.performed_on,
+            covers_lumbar_spine=self.covers_lumbar_spine,
+        )
+
+
+# Kept at module level so that the service can write one history row for a decision that
+# also sets its flags (simple-history would otherwise add a row for every m2m signal).
+assessment_history = HistoricalRecords(m2m_fields=["flags"])
+
+
+class Assessment(models.Model):
+    """A radiologist's decision: the facts entered, the recommendation shown, the choice."""
+
+    referral = models.ForeignKey(
+        Referral, on_delete=models.PROTECT, related_name="assessments", verbose_name=_("remiss")
+    )
+    guideline_version = models.ForeignKey(
+        GuidelineVersion, on_delete=models.PROTECT, verbose_name=_("riktlinjeversion")
+    )
+    pain_weeks = models.DecimalField(
+        _("smärtduration, veckor"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    flags = models.ManyToManyField(Flag, blank=True, verbose_name=_("flaggor"))
+    radicular = models.BooleanField(_("radikulär smärta"), default=False)
+    treatment_weeks = models.DecimalField(
+        _("behandlingsveckor"), max_digits=5, decimal_places=1, null=True, blank=True
+    )
+    improved = models.BooleanField(_("förbättrad"), null=True, blank=True)
+    trauma = models.BooleanField(_("trauma"), default=False)
+    questions = models.JSONField(_("frågeställningar"), default=list, blank=True)
+    mri_contraindicated = models.BooleanField(_("MR kontraindicerad"), default=False)
+    # The engine's recommendation exactly as the radiologist saw it (rules.recommendation_to_dict).
+    recommendation = models.JSONField(_("förslag"))
+    recommended_action = models.CharField(_("föreslagen åtgärd"), max_length=10)
+    recommended_priority_weeks = models.PositiveSmallIntegerField(
+        _("föreslagen priotid"), null=True, blank=True
+    )
+    action = models.CharField(_("beslutad åtgärd"), max_length=10, choices=_choices(rules.ACTIONS))
+    priority_weeks = models.PositiveSmallIntegerField(_("priotid, veckor"), null=True, blank=True)
+    override_reason = models.TextField(_("motivering till avvikelse"), blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name=_("beslutad av")
+    )
+    decided_at = models.DateTimeField(_("beslutad"))
+    history = assessment_history
+
+    class Meta:
+        verbose_name = _("bedömning")
+        verbose_name_plural = _("bedömningar")
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.referral}: {self.get_action_display()}"
+
+    @property
+    def is_override(self) -> bool:
+        return (self.action, self.priority_weeks) != (
+            self.recommended_action,
+            self.recommended_priority_weeks,
+        )
+
+
+class ReplyTemplate(models.Model):
+    class Kind(models.TextChoices):
+        REREVIEW_PRIOR_IMAGING = "rereview_prior_imaging", _("Eftergranskning av tidigare bild")
+        NO_INDICATION = "no_indication", _("Indikation saknas")
+        YOUNG_NO_TRAUMA = "young_no_trauma", _("Ung patient utan trauma")
+        XRAY_CANNOT_ASSESS_METASTASIS = (
+            "xray_cannot_assess_metastasis",
+            _("Slätröntgen kan inte värdera metastaser"),
+        )
+        METHOD_CHANGE_NOT_ALLOWED = "method_change_not_allowed", _("Metodbyte ej tillåtet")
+        MISSING_INFORMATION = "missing_information", _("Komplettering behövs")
+        ACCEPTED = "accepted", _("Remissen accepterad")
+        ESCALATED = "escalated", _("Akut handläggning")
+
+    kind = models.CharField(_("sort"), max_length=40, choices=Kind.choices)
+    title = models.CharField(_("rubrik"), max_length=200)
+    body = models.TextField(_("text"))
+    position = models.PositiveSmallIntegerField(_("ordning"), default=0)
+    is_active = models.BooleanField(_("aktiv"), default=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("svarsmall")
+        verbose_name_plural = _("svarsmallar")
+        ordering = ["kind", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Reply(models.Model):
+    """The written reply to the referrer; every edit of the text is a history version."""
+
+    referral = models.ForeignKey(
+        Referral, on_delete=models.PROTECT, related_name="replies", verbose_name=_("remiss")
+    )
+    assessment = models.ForeignKey(
+        Assessment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="replies",
+        verbose_name=_("bedömning"),
+    )
+    template = models.ForeignKey(
+        ReplyTemplate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("svarsmall"),
+    )
+    # The template's history row used, so the exact wording of the template is known later.
+    template_history_id = models.PositiveBigIntegerField(_("mallversion"), null=True, blank=True)
+    text = models.TextField(_("svarstext"))
+    is_final = models.BooleanField(_("slutförd"), default=False)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name=_("författare")
+    )
+    written_at = models.DateTimeField(_("skriven"))
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("svar")
+        verbose_name_plural = _("svar")
+        ordering = ["-written_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Svar på {self.referral}"
+
+
+def due_date_for(received_on: date, priority_weeks: int) -> date:
+    return received_on + timedelta(weeks=priority_weeks)

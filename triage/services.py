@@ -1,0 +1,397 @@
+"""Every write: atomic, keyword-only, and recorded in the history with user and reason."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from triage import personnummer, rules
+from triage.models import (
+    ACTION_TO_STATUS,
+    EXAMINATION_ACTIONS,
+    Assessment,
+    Flag,
+    GuidelineVersion,
+    Patient,
+    PriorImaging,
+    Referral,
+    Reply,
+    ReplyTemplate,
+    assessment_history,
+    due_date_for,
+)
+from triage.selectors import AssessmentInput, active_guideline, build_facts
+
+
+class ServiceError(Exception):
+    """A refused write, with a Swedish message for the person who tried it."""
+
+
+class StaleReferral(ServiceError):
+    """The referral changed since the form was opened."""
+
+
+def _save(instance: models.Model, *, user: AbstractBaseUser | None, reason: str) -> None:
+    instance._history_user = user
+    instance._change_reason = reason
+    instance.save()
+
+
+# --- Patients ---------------------------------------------------------------------------
+
+
+def patient_register(
+    *,
+    personal_number: str,
+    name: str,
+    reference_date: date,
+    user: AbstractBaseUser | None,
+    reason: str,
+) -> Patient:
+    """Find the patient by personnummer (any accepted form) or create them; update the name."""
+    try:
+        identity = personnummer.parse_personnummer(personal_number, reference_date=reference_date)
+    except personnummer.PersonnummerError as error:
+        raise ServiceError(str(error)) from error
+    name = name.strip()
+    if not name:
+        raise ServiceError(_("Patientens namn saknas."))
+    with transaction.atomic():
+        patient = (
+            Patient.objects.select_for_update().filter(personal_number=identity.number).first()
+        )
+        if patient is None:
+            patient = Patient(
+                personal_number=identity.number,
+                kind=identity.kind,
+                birth_date=identity.birth_date,
+                sex=identity.sex,
+                name=name,
+            )
+            _save(patient, user=user, reason=reason)
+        elif patient.name != name:
+            patient.name = name
+            _save(patient, user=user, reason=reason)
+    return patient
+
+
+# --- Referrals ------------------------------------------------------------------------
+
+
+def referral_create(
+    *,
+    user: AbstractBaseUser | None,
+    reason: str,
+    source: str,
+    order_number: str,
+    patient: Patient,
+    received_at: datetime,
+    written_on: date,
+    referring_unit: str,
+    referring_clinician: str,
+    requested: str,
+    anamnesis: str,
+    method_change_allowed: bool = True,
+    requested_text: str = "",
+) -> Referral:
+    """Store a new referral; the same (source, order number) twice is refused."""
+    if requested not in Referral.Examination.values:
+        raise ServiceError(_("Okänd undersökning: %(code)s") % {"code": requested})
+    if written_on > received_at.date():
+        raise ServiceError(_("Remissdatumet kan inte ligga efter mottagningsdatumet."))
+    if written_on < patient.birth_date:
+        raise ServiceError(_("Remissdatumet ligger före patientens födelsedatum."))
+    with transaction.atomic():
+        if Referral.objects.filter(source=source, order_number=order_number).exists():
+            raise ServiceError(
+                _("Remissen %(source)s/%(number)s finns redan.")
+                % {"source": source, "number": order_number}
+            )
+        referral = Referral(
+            source=source,
+            order_number=order_number,
+            patient=patient,
+            received_at=received_at,
+            written_on=written_on,
+            referring_unit=referring_unit,
+            referring_clinician=referring_clinician,
+            requested=requested,
+            requested_text=requested_text,
+            anamnesis=anamnesis,
+            method_change_allowed=method_change_allowed,
+        )
+        _save(referral, user=user, reason=reason)
+    return referral
+
+
+def _check_version(referral: Referral, expected_version: int | None) -> None:
+    if expected_version is not None and referral.version != expected_version:
+        raise StaleReferral(
+            _(
+                "Remissen har ändrats av någon annan sedan du öppnade den "
+                "(nu status: %(status)s). Ladda om sidan för att se ändringen."
+            )
+            % {"status": referral.get_status_display()}
+        )
+
+
+def _transition(referral: Referral, status: str) -> None:
+    if not referral.can_transition_to(status):
+        raise ServiceError(
+            _("En remiss med status ”%(current)s” kan inte få status ”%(new)s”.")
+            % {
+                "current": referral.get_status_display(),
+                "new": Referral.Status(status).label,
+            }
+        )
+    referral.status = status
+    referral.version += 1
+
+
+def referral_set_status(
+    *,
+    referral: Referral,
+    status: str,
+    user: AbstractBaseUser | None,
+    reason: str,
+    expected_version: int | None = None,
+) -> Referral:
+    """Move a referral to another status, if the workflow allows that step."""
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().get(pk=referral.pk)
+        _check_version(locked, expected_version)
+        _transition(locked, status)
+        if status == Referral.Status.NEW:
+            locked.assigned_to = None
+        _save(locked, user=user, reason=reason)
+    return locked
+
+
+# --- Prior imaging -------------------------------------------------------------------------
+
+
+def prior_imaging_add(
+    *,
+    patient: Patient,
+    modality: str,
+    region: str,
+    performed_on: date,
+    covers_lumbar_spine: bool,
+    finding: str = "",
+    location: str = "",
+    user: AbstractBaseUser | None,
+    reason: str,
+) -> PriorImaging:
+    """Record an earlier examination of the patient."""
+    if modality not in PriorImaging.Modality.values:
+        raise ServiceError(_("Okänd modalitet: %(code)s") % {"code": modality})
+    if performed_on > timezone.localdate():
+        raise ServiceError(_("Undersökningsdatumet kan inte ligga i framtiden."))
+    if performed_on < patient.birth_date:
+        raise ServiceError(_("Undersökningsdatumet ligger före patientens födelsedatum."))
+    imaging = PriorImaging(
+        patient=patient,
+        modality=modality,
+        region=region.strip(),
+        performed_on=performed_on,
+        covers_lumbar_spine=covers_lumbar_spine,
+        finding=finding.strip(),
+        location=location.strip(),
+    )
+    with transaction.atomic():
+        _save(imaging, user=user, reason=reason)
+    return imaging
+
+
+# --- Decisions -------------------------------------------------------------------------
+
+
+def validate_assessment_input(entered: AssessmentInput) -> None:
+    for label, value in (
+        (_("Smärtduration"), entered.pain_weeks),
+        (_("Behandlingstid"), entered.treatment_weeks),
+    ):
+        if value is not None and value < 0:
+            raise ServiceError(_("%(field)s kan inte vara negativ.") % {"field": label})
+    known = set(Flag.objects.filter(code__in=entered.flag_codes).values_list("code", flat=True))
+    unknown = sorted(set(entered.flag_codes) - known)
+    if unknown:
+        raise ServiceError(_("Okänd flagga: %(codes)s") % {"codes": ", ".join(unknown)})
+    bad_questions = sorted(set(entered.questions) - set(rules.QUESTIONS))
+    if bad_questions:
+        raise ServiceError(
+            _("Okänd frågeställning: %(codes)s") % {"codes": ", ".join(bad_questions)}
+        )
+
+
+def assessment_decide(
+    *,
+    referral: Referral,
+    entered: AssessmentInput,
+    action: str,
+    priority_weeks: int | None,
+    override_reason: str = "",
+    user: AbstractBaseUser,
+    expected_version: int | None = None,
+    expected_guideline_id: int | None = None,
+) -> Assessment:
+    """Record the radiologist's decision with the recommendation it was shown, and apply it.
+
+    The recommendation is computed again here from the same facts and the active guideline,
+    so what is stored is what the engine says, not what a client claims it said.
+    """
+    validate_assessment_input(entered)
+    if action not in rules.ACTIONS:
+        raise ServiceError(_("Okänd åtgärd: %(code)s") % {"code": action})
+    if action == "escalate":
+        # An emergency is never queued for weeks, whatever the form said.
+        priority_weeks = 0
+    elif action in EXAMINATION_ACTIONS:
+        if priority_weeks is None or not 1 <= priority_weeks <= 52:
+            raise ServiceError(_("Ange priotid i veckor (1–52) för en undersökning."))
+    else:
+        priority_weeks = None
+
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().select_related("patient").get(pk=referral.pk)
+        _check_version(locked, expected_version)
+        _transition(locked, ACTION_TO_STATUS[action])  # refused before anything is written
+        guideline = active_guideline()
+        if expected_guideline_id is not None and guideline.pk != expected_guideline_id:
+            raise StaleReferral(
+                _("Riktlinjen har bytts till version %(label)s sedan du öppnade sidan.")
+                % {"label": guideline.label}
+            )
+        recommendation = rules.recommend(build_facts(locked, entered), guideline.to_parameters())
+        if (
+            recommendation.action == "escalate"
+            and action != "escalate"
+            and not override_reason.strip()
+        ):
+            raise ServiceError(
+                _("Akuta tecken finns: remissen eskaleras, eller motivera avvikelsen.")
+            )
+        is_override = (action, priority_weeks) != (
+            recommendation.action,
+            recommendation.priority_weeks,
+        )
+        if is_override and not override_reason.strip():
+            raise ServiceError(
+                _("Motivera varför du avviker från förslaget (%(action)s).")
+                % {"action": rules.ACTIONS[recommendation.action]}
+            )
+
+        now = timezone.now()
+        assessment = Assessment(
+            referral=locked,
+            guideline_version=guideline,
+            pain_weeks=entered.pain_weeks,
+            radicular=entered.radicular,
+            treatment_weeks=entered.treatment_weeks,
+            improved=entered.improved,
+            trauma=entered.trauma,
+            questions=sorted(entered.questions),
+            mri_contraindicated=entered.mri_contraindicated,
+            recommendation=rules.recommendation_to_dict(recommendation),
+            recommended_action=recommendation.action,
+            recommended_priority_weeks=recommendation.priority_weeks,
+            action=action,
+            priority_weeks=priority_weeks,
+            override_reason=override_reason.strip() if is_override else "",
+            decided_by=user,
+            decided_at=now,
+        )
+        reason = (
+            _("Beslut med avvikelse från förslaget") if is_override else _("Beslut enligt förslag")
+        )
+        _save_with_flags(
+            assessment,
+            Flag.objects.filter(code__in=entered.flag_codes),
+            user=user,
+            reason=reason,
+        )
+
+        locked.assigned_to = user
+        locked.due_date = (
+            due_date_for(locked.received_at.date(), priority_weeks)
+            if action in EXAMINATION_ACTIONS
+            else None
+        )
+        _save(locked, user=user, reason=reason)
+    referral.refresh_from_db()
+    return assessment
+
+
+def _save_with_flags(assessment: Assessment, flags, *, user: AbstractBaseUser, reason: str) -> None:
+    # One history row holding both the fields and the flags, instead of one per m2m signal.
+    assessment.skip_history_when_saving = True
+    try:
+        assessment.save()
+        assessment.flags.set(flags)
+    finally:
+        del assessment.skip_history_when_saving
+    assessment._history_user = user
+    assessment._change_reason = reason
+    assessment_history.create_historical_record(assessment, "+")
+
+
+# --- Replies ---------------------------------------------------------------------------
+
+
+def reply_save(
+    *,
+    referral: Referral,
+    text: str,
+    user: AbstractBaseUser,
+    template: ReplyTemplate | None = None,
+    assessment: Assessment | None = None,
+    final: bool = False,
+    reply: Reply | None = None,
+) -> Reply:
+    """Write or revise the reply text; a final reply can no longer be changed."""
+    text = text.strip()
+    if not text:
+        raise ServiceError(_("Svarstexten är tom."))
+    with transaction.atomic():
+        if reply is None:
+            reply = Reply(referral=referral, assessment=assessment, author=user)
+        else:
+            reply = Reply.objects.select_for_update().get(pk=reply.pk)
+            if reply.is_final:
+                raise ServiceError(_("Svaret är redan slutfört och kan inte ändras."))
+        if template is not None:
+            reply.template = template
+            latest = template.history.order_by("-history_id").values_list("history_id", flat=True)
+            reply.template_history_id = latest.first()
+        reply.text = text
+        reply.is_final = final
+        reply.author = user
+        reply.written_at = timezone.now()
+        _save(reply, user=user, reason=_("Svar slutfört") if final else _("Svar sparat"))
+    return reply
+
+
+# --- Guideline versions --------------------------------------------------------------------
+
+
+def guideline_activate(
+    *, version: GuidelineVersion, user: AbstractBaseUser | None, reason: str
+) -> GuidelineVersion:
+    """Make this version the active one; the previous one is deactivated in the same step."""
+    with transaction.atomic():
+        current = list(
+            GuidelineVersion.objects.select_for_update()
+            .filter(is_active=True)
+            .exclude(pk=version.pk)
+        )
+        for old in current:
+            old.is_active = False
+            _save(old, user=user, reason=reason)
+        version.full_clean()
+        version.is_active = True
+        _save(version, user=user, reason=reason)
+    return version
