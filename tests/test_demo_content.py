@@ -12,7 +12,6 @@ import pytest
 from triage.demo_content import DEMO_REFERRALS
 from triage.reply_text import PLACEHOLDERS as REPLY_PLACEHOLDERS
 from triage.reply_text import check_body
-
 from triage.rules import DEFAULT_PARAMETERS, Facts, PriorImaging, recommend
 
 # The shipped templates are the data of their migration (the single source).
