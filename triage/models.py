@@ -429,3 +429,65 @@ class Reply(models.Model):
 
 def due_date_for(received_on: date, priority_weeks: int) -> date:
     return received_on + timedelta(weeks=priority_weeks)
+
+
+class Role(models.Model):
+    """A role is a Django group (name and permissions) with a description for people."""
+
+    group = models.OneToOneField(
+        "auth.Group", on_delete=models.PROTECT, related_name="role", verbose_name=_("grupp")
+    )
+    description = models.TextField(_("beskrivning"))
+
+    class Meta:
+        verbose_name = _("roll")
+        verbose_name_plural = _("roller")
+        ordering = ["group__name"]
+
+    def __str__(self) -> str:
+        return self.group.name
+
+
+class AccessLog(models.Model):
+    """Who read, printed, exported or changed which patient's data (PDL 4 kap. 3 §).
+
+    Rows are only ever inserted; nothing in the application updates or deletes them.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", _("Läsning")
+        PRINT = "print", _("Utskrift")
+        EXPORT = "export", _("Export")
+        CHANGE = "change", _("Ändring")
+
+    at = models.DateTimeField(_("tidpunkt"), db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, verbose_name=_("användare")
+    )
+    role = models.CharField(_("roll"), max_length=100, blank=True)
+    action = models.CharField(_("åtgärd"), max_length=10, choices=Action.choices)
+    patient = models.ForeignKey(
+        Patient, on_delete=models.PROTECT, related_name="access_log", verbose_name=_("patient")
+    )
+    referral = models.ForeignKey(
+        Referral,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="access_log",
+        verbose_name=_("remiss"),
+    )
+    care_unit = models.CharField(_("vårdenhet"), max_length=200)
+    view = models.CharField(_("vy"), max_length=100)
+
+    class Meta:
+        verbose_name = _("loggpost")
+        verbose_name_plural = _("åtkomstlogg")
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["patient", "at"], name="accesslog_patient_idx"),
+            models.Index(fields=["user", "at"], name="accesslog_user_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.get_action_display()} {self.patient_id}"

@@ -2,10 +2,10 @@
 
 from django.urls import path
 
-from triage import views
+from triage.views import worklist
 
 app_name = "triage"
 
 urlpatterns = [
-    path("", views.worklist, name="worklist"),
+    path("", worklist.worklist, name="worklist"),
 ]
