@@ -38,6 +38,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # The care unit written into every access-log row (Patientdatalagen 4 kap. 3 §).
 CARE_UNIT = os.environ.get("CARE_UNIT", "Röntgenkliniken")
+# A referral waiting longer than this for triage is shown as overdue on the worklist.
+TRIAGE_TARGET_DAYS = int(os.environ.get("TRIAGE_TARGET_DAYS", "7"))
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -57,10 +59,12 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "triage.middleware.SwedishByDefaultMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "triage.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Records request.user as the author of every history row written in a request.
@@ -138,8 +142,10 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
-SESSION_COOKIE_AGE = int(os.environ.get("SESSION_IDLE_SECONDS", "1800"))
-SESSION_SAVE_EVERY_REQUEST = True  # makes SESSION_COOKIE_AGE an idle timeout
+# Idle timeout (default 30 minutes) enforced by triage.middleware.IdleTimeoutMiddleware;
+# the cookie itself also ends when the browser closes.
+SESSION_IDLE_SECONDS = int(os.environ.get("SESSION_IDLE_SECONDS", "1800"))
+SESSION_COOKIE_AGE = 12 * 3600
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG and not RUNNING_TESTS)
 SESSION_COOKIE_SECURE = not DEBUG and not RUNNING_TESTS
 CSRF_COOKIE_SECURE = not DEBUG and not RUNNING_TESTS

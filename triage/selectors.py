@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.conf import settings
+from django.core import signing
+from django.db.models import Case, Count, Q, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -48,16 +52,13 @@ def build_facts(
     entered: AssessmentInput,
     *,
     prior_imaging: list[PriorImaging] | None = None,
-    flag_kinds: dict[str, str] | None = None,
 ) -> rules.Facts:
     """Combine the referral, the patient and what the radiologist entered into engine facts."""
     if prior_imaging is None:
         prior_imaging = prior_imaging_before(referral.patient_id, referral.written_on)
-    if flag_kinds is None:
-        flag_kinds = dict(Flag.objects.values_list("code", "kind"))
     by_kind: dict[str, set[str]] = {kind: set() for kind in Flag.Kind.values}
     for code in entered.flag_codes:
-        by_kind[flag_kinds[code]].add(code)
+        by_kind[FLAG_KINDS[code]].add(code)
     return rules.Facts(
         referral_date=referral.written_on,
         age=referral.patient_age(),
@@ -159,9 +160,10 @@ def draft_reply(
     recommendation: dict | None,
     missing: str = "",
     template: ReplyTemplate | None = None,
+    kind: str | None = None,
 ) -> tuple[ReplyTemplate | None, str]:
     """The pre-selected template for a decision and its text filled with this referral's values."""
-    template = template or default_template(reply_kind_for(action, recommendation))
+    template = template or default_template(kind or reply_kind_for(action, recommendation))
     if template is None:
         return None, ""
     values = reply_values(
@@ -172,3 +174,195 @@ def draft_reply(
         missing=missing,
     )
     return template, render_body(template.body, values)
+
+
+# --- The rule context carried by the triage page ------------------------------------------
+# The live recommendation endpoint is called on every change of the form. Instead of
+# reading the referral, imaging and guideline again each time, the page carries them as a
+# signed token; the decision itself is always recomputed from the database.
+
+_CONTEXT_SALT = "remissprio.triage-context"
+CONTEXT_MAX_AGE = 12 * 3600
+
+
+def sign_rule_context(
+    referral: Referral, prior_imaging: list[PriorImaging], guideline: GuidelineVersion
+) -> str:
+    return signing.dumps(
+        {
+            "referral": referral.pk,
+            "referral_date": referral.written_on.isoformat(),
+            "age": referral.patient_age(),
+            "requested": referral.requested,
+            "method_change_allowed": referral.method_change_allowed,
+            "prior_imaging": [
+                [
+                    item.modality,
+                    item.region,
+                    item.performed_on.isoformat(),
+                    item.covers_lumbar_spine,
+                ]
+                for item in prior_imaging
+            ],
+            "guideline": guideline.pk,
+            "parameters": {name: getattr(guideline, name) for name in guideline.PARAMETER_FIELDS},
+            "label": guideline.label,
+        },
+        salt=_CONTEXT_SALT,
+        compress=True,
+    )
+
+
+def facts_from_signed_context(
+    token: str, entered: AssessmentInput, *, referral_id: int
+) -> tuple[rules.Facts, rules.Parameters]:
+    """Rebuild engine input from a page's signed context; raises signing.BadSignature."""
+    context = signing.loads(token, salt=_CONTEXT_SALT, max_age=CONTEXT_MAX_AGE)
+    if context["referral"] != referral_id:
+        raise signing.BadSignature("context belongs to another referral")
+    by_kind: dict[str, set[str]] = {"red": set(), "yellow": set(), "emergency": set()}
+    for code in entered.flag_codes:
+        by_kind[FLAG_KINDS[code]].add(code)
+    facts = rules.Facts(
+        referral_date=date.fromisoformat(context["referral_date"]),
+        age=context["age"],
+        pain_weeks=_number(entered.pain_weeks),
+        red_flags=frozenset(by_kind["red"]),
+        yellow_flags=frozenset(by_kind["yellow"]),
+        radicular=entered.radicular,
+        treatment_weeks=_number(entered.treatment_weeks),
+        improved=entered.improved,
+        requested=context["requested"],
+        questions=frozenset(entered.questions),
+        trauma=entered.trauma,
+        method_change_allowed=context["method_change_allowed"],
+        prior_imaging=tuple(
+            rules.PriorImaging(modality, region, date.fromisoformat(day), covers)
+            for modality, region, day, covers in context["prior_imaging"]
+        ),
+        emergency_signs=frozenset(by_kind["emergency"]),
+        mri_contraindicated=entered.mri_contraindicated,
+    )
+    params = rules.Parameters(guideline_version=context["label"], **context["parameters"])
+    return facts, params
+
+
+# Flag codes and kinds are fixed by the routine (only labels are editable), so the kind of
+# a code is known without asking the database.
+FLAG_KINDS: dict[str, str] = {
+    **dict.fromkeys(rules.RED_FLAGS, "red"),
+    **dict.fromkeys(rules.YELLOW_FLAGS, "yellow"),
+    **dict.fromkeys(rules.EMERGENCY_SIGNS, "emergency"),
+}
+
+
+def recommendation_fingerprint(recommendation: rules.Recommendation | dict) -> str:
+    """What the radiologist was shown, in a form a hidden field can carry back."""
+    if isinstance(recommendation, dict):
+        return f"{recommendation['action']}:{recommendation['priority_weeks']}"
+    return f"{recommendation.action}:{recommendation.priority_weeks}"
+
+
+# --- Worklist ----------------------------------------------------------------------------
+
+WAITING_STATUSES = (
+    Referral.Status.ESCALATED,
+    Referral.Status.NEW,
+    Referral.Status.IN_TRIAGE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistFilters:
+    q: str = ""
+    status: str = ""  # "" = waiting for triage, "all" = every status, else one status
+    requested: str = ""
+    mine: bool = False
+    overdue: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorklistPage:
+    rows: list[Referral]
+    counts: dict[str, int]
+    total: int
+    number: int
+    num_pages: int
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.num_pages
+
+
+def _personnummer_candidates(text: str) -> list[str] | None:
+    """The 12-digit numbers a typed personnummer can mean, or None if it is not one."""
+    digits = text.replace("-", "").replace("+", "").replace(" ", "")
+    if not digits.isdigit() or len(digits) not in (10, 12):
+        return None
+    if len(digits) == 12:
+        return [digits]
+    return [century + digits for century in ("18", "19", "20")]
+
+
+def worklist_page(
+    filters: WorklistFilters, *, user, today: date, page: int = 1, per_page: int = 25
+) -> WorklistPage:
+    """One page of the worklist and the counts per status, in two queries."""
+    base = Referral.objects.all()
+    q = filters.q.strip()
+    if q:
+        numbers = _personnummer_candidates(q)
+        if numbers is not None:
+            base = base.filter(patient__personal_number__in=numbers)
+        else:
+            # iregex is Unicode-aware on both databases (SQLite runs it in Python), so
+            # "åsa" finds "Åsa"; icontains would not on SQLite.
+            base = base.filter(patient__name__iregex=re.escape(q))
+    if filters.requested:
+        base = base.filter(requested=filters.requested)
+    if filters.mine:
+        base = base.filter(assigned_to=user)
+    if filters.overdue:
+        base = base.filter(overdue_q(today))
+
+    counts = dict(base.order_by().values_list("status").annotate(n=Count("id")))
+    if filters.status == "all":
+        statuses = list(Referral.Status.values)
+    elif filters.status in Referral.Status.values:
+        statuses = [filters.status]
+    else:
+        statuses = list(WAITING_STATUSES)
+    total = sum(counts.get(status, 0) for status in statuses)
+    num_pages = max(1, -(-total // per_page))
+    number = min(max(1, page), num_pages)
+    rows = list(
+        base.filter(status__in=statuses)
+        .select_related("patient", "assigned_to")
+        .order_by(
+            Case(When(status=Referral.Status.ESCALATED, then=0), default=1),
+            "received_at",
+            "id",
+        )[(number - 1) * per_page : number * per_page]
+    )
+    return WorklistPage(
+        rows=rows,
+        counts={status: counts.get(status, 0) for status in Referral.Status.values},
+        total=total,
+        number=number,
+        num_pages=num_pages,
+    )
+
+
+def overdue_q(today: date) -> Q:
+    """Waiting for triage longer than the department's target, or past the due date."""
+    # A plain datetime bound (not received_at__date) so the worklist index can serve it.
+    waited_since = timezone.make_aware(
+        datetime.combine(today - timedelta(days=settings.TRIAGE_TARGET_DAYS), time.min)
+    )
+    return Q(status__in=WAITING_STATUSES, received_at__lt=waited_since) | Q(
+        status=Referral.Status.DECIDED, due_date__lt=today
+    )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.utils import timezone
@@ -13,6 +15,7 @@ from triage import personnummer, rules
 from triage.models import (
     ACTION_TO_STATUS,
     EXAMINATION_ACTIONS,
+    AccessLog,
     Assessment,
     Flag,
     GuidelineVersion,
@@ -24,11 +27,26 @@ from triage.models import (
     assessment_history,
     due_date_for,
 )
-from triage.selectors import AssessmentInput, active_guideline, build_facts
+from triage.permissions import user_role_names
+from triage.selectors import (
+    FLAG_KINDS,
+    AssessmentInput,
+    active_guideline,
+    build_facts,
+    draft_reply,
+    recommendation_fingerprint,
+)
 
 
 class ServiceError(Exception):
-    """A refused write, with a Swedish message for the person who tried it."""
+    """A refused write, with a Swedish message for the person who tried it.
+
+    `field` names the form field the message belongs next to, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class StaleReferral(ServiceError):
@@ -171,6 +189,93 @@ def referral_set_status(
     return locked
 
 
+def referral_claim_next(*, user: AbstractBaseUser) -> Referral | None:
+    """Give the oldest unclaimed new referral to this radiologist; None when none is left.
+
+    On PostgreSQL, rows another radiologist is claiming at this moment are skipped rather
+    than waited for, so two people pressing "Ta nästa" together get different referrals.
+    """
+    with transaction.atomic():
+        referral = (
+            Referral.objects.select_for_update(skip_locked=True)
+            .filter(status=Referral.Status.NEW, assigned_to__isnull=True)
+            .order_by("received_at", "id")
+            .first()
+        )
+        if referral is None:
+            return None
+        _transition(referral, Referral.Status.IN_TRIAGE)
+        referral.assigned_to = user
+        _save(referral, user=user, reason=_("Tagen ur arbetslistan (Ta nästa)"))
+    return referral
+
+
+def referral_open(*, referral: Referral, user: AbstractBaseUser) -> Referral:
+    """Claim a new referral that a radiologist opens from the worklist."""
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().get(pk=referral.pk)
+        if locked.status != Referral.Status.NEW:
+            return locked
+        _transition(locked, Referral.Status.IN_TRIAGE)
+        locked.assigned_to = user
+        _save(locked, user=user, reason=_("Öppnad för bedömning"))
+    return locked
+
+
+def referral_request_information(
+    *,
+    referral: Referral,
+    missing: str,
+    user: AbstractBaseUser,
+    expected_version: int | None = None,
+) -> Reply:
+    """Send the referral back for komplettering, with a draft reply listing what is missing."""
+    missing = missing.strip()
+    if not missing:
+        raise ServiceError(_("Skriv vad som saknas i remissen."), field="missing")
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().select_related("patient").get(pk=referral.pk)
+        _check_version(locked, expected_version)
+        _transition(locked, Referral.Status.AWAITING_INFORMATION)
+        locked.assigned_to = user
+        locked.due_date = None
+        _save(
+            locked, user=user, reason=_("Komplettering begärd: %(missing)s") % {"missing": missing}
+        )
+        template, text = draft_reply(
+            locked,
+            action="return",
+            priority_weeks=None,
+            recommendation=None,
+            missing=missing,
+            kind="missing_information",
+        )
+        reply = reply_save(
+            referral=locked,
+            text=text or missing,
+            template=template,
+            user=user,
+        )
+    return reply
+
+
+def referral_add_information(
+    *, referral: Referral, information: str, user: AbstractBaseUser | None, reason: str
+) -> Referral:
+    """The referrer completed the referral: append the text and put it back on the worklist."""
+    information = information.strip()
+    if not information:
+        raise ServiceError(_("Kompletteringen är tom."), field="information")
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().get(pk=referral.pk)
+        _transition(locked, Referral.Status.NEW)
+        stamp = timezone.localtime().strftime("%Y-%m-%d %H:%M")
+        locked.anamnesis = f"{locked.anamnesis}\n\nKomplettering {stamp}:\n{information}"
+        locked.assigned_to = None
+        _save(locked, user=user, reason=reason)
+    return locked
+
+
 # --- Prior imaging -------------------------------------------------------------------------
 
 
@@ -217,8 +322,7 @@ def validate_assessment_input(entered: AssessmentInput) -> None:
     ):
         if value is not None and value < 0:
             raise ServiceError(_("%(field)s kan inte vara negativ.") % {"field": label})
-    known = set(Flag.objects.filter(code__in=entered.flag_codes).values_list("code", flat=True))
-    unknown = sorted(set(entered.flag_codes) - known)
+    unknown = sorted(set(entered.flag_codes) - set(FLAG_KINDS))
     if unknown:
         raise ServiceError(_("Okänd flagga: %(codes)s") % {"codes": ", ".join(unknown)})
     bad_questions = sorted(set(entered.questions) - set(rules.QUESTIONS))
@@ -238,6 +342,7 @@ def assessment_decide(
     user: AbstractBaseUser,
     expected_version: int | None = None,
     expected_guideline_id: int | None = None,
+    expected_fingerprint: str | None = None,
 ) -> Assessment:
     """Record the radiologist's decision with the recommendation it was shown, and apply it.
 
@@ -246,13 +351,15 @@ def assessment_decide(
     """
     validate_assessment_input(entered)
     if action not in rules.ACTIONS:
-        raise ServiceError(_("Okänd åtgärd: %(code)s") % {"code": action})
+        raise ServiceError(_("Okänd åtgärd: %(code)s") % {"code": action}, field="action")
     if action == "escalate":
         # An emergency is never queued for weeks, whatever the form said.
         priority_weeks = 0
     elif action in EXAMINATION_ACTIONS:
         if priority_weeks is None or not 1 <= priority_weeks <= 52:
-            raise ServiceError(_("Ange priotid i veckor (1–52) för en undersökning."))
+            raise ServiceError(
+                _("Ange priotid i veckor (1–52) för en undersökning."), field="priority_weeks"
+            )
     else:
         priority_weeks = None
 
@@ -268,12 +375,22 @@ def assessment_decide(
             )
         recommendation = rules.recommend(build_facts(locked, entered), guideline.to_parameters())
         if (
+            expected_fingerprint is not None
+            and recommendation_fingerprint(recommendation) != expected_fingerprint
+        ):
+            # Accepting means accepting what was on screen; if it differs, show it again.
+            raise StaleReferral(
+                _("Förslaget har ändrats (nu: %(action)s). Kontrollera och godkänn igen.")
+                % {"action": rules.ACTIONS[recommendation.action]}
+            )
+        if (
             recommendation.action == "escalate"
             and action != "escalate"
             and not override_reason.strip()
         ):
             raise ServiceError(
-                _("Akuta tecken finns: remissen eskaleras, eller motivera avvikelsen.")
+                _("Akuta tecken finns: remissen eskaleras, eller motivera avvikelsen."),
+                field="override_reason",
             )
         is_override = (action, priority_weeks) != (
             recommendation.action,
@@ -282,7 +399,8 @@ def assessment_decide(
         if is_override and not override_reason.strip():
             raise ServiceError(
                 _("Motivera varför du avviker från förslaget (%(action)s).")
-                % {"action": rules.ACTIONS[recommendation.action]}
+                % {"action": rules.ACTIONS[recommendation.action]},
+                field="override_reason",
             )
 
         now = timezone.now()
@@ -395,3 +513,36 @@ def guideline_activate(
         version.is_active = True
         _save(version, user=user, reason=reason)
     return version
+
+
+# --- Access log ------------------------------------------------------------------------
+
+
+def access_log_write(
+    *,
+    user: AbstractBaseUser,
+    action: str,
+    view: str,
+    patient_referrals: Iterable[tuple[int, int | None]],
+) -> None:
+    """Log that `user` saw these (patient, referral) pairs, in one insert.
+
+    Raises if the rows cannot be written: the caller must then not show the data.
+    """
+    now = timezone.now()
+    role = ", ".join(sorted(user_role_names(user)))
+    rows = [
+        AccessLog(
+            at=now,
+            user=user,
+            role=role,
+            action=action,
+            patient_id=patient_id,
+            referral_id=referral_id,
+            care_unit=settings.CARE_UNIT,
+            view=view,
+        )
+        for patient_id, referral_id in dict.fromkeys(patient_referrals)
+    ]
+    if rows:
+        AccessLog.objects.bulk_create(rows)

@@ -1,9 +1,65 @@
-"""Views of the triage app."""
+"""The worklist: referrals waiting for triage, and "Ta nästa"."""
 
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from triage import services
+from triage.forms import WorklistFilterForm
+from triage.models import AccessLog, Referral
+from triage.permissions import Role, role_required
+from triage.selectors import WorklistFilters, worklist_page
 
 
-@login_required
-def worklist(request):
-    return render(request, "triage/worklist.html", {})
+def _status_choices() -> list[tuple[str, str]]:
+    return [("", _("Att hantera")), ("all", _("Alla")), *Referral.Status.choices]
+
+
+@role_required(Role.RADIOLOGIST)
+def worklist(request: HttpRequest) -> HttpResponse:
+    form = WorklistFilterForm(request.GET or None, status_choices=_status_choices())
+    filters = WorklistFilters()
+    if form.is_bound and form.is_valid():
+        filters = WorklistFilters(**form.cleaned_data)
+    try:
+        page_number = int(request.GET.get("page", "1"))
+    except ValueError:
+        page_number = 1
+    today = timezone.localdate()
+    page = worklist_page(filters, user=request.user, today=today, page=page_number)
+    # Each row shows a patient: that is a read of patient data and is logged before showing.
+    services.access_log_write(
+        user=request.user,
+        action=AccessLog.Action.READ,
+        view="worklist",
+        patient_referrals=[(row.patient_id, row.pk) for row in page.rows],
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "triage/worklist_list.html",
+        {
+            "form": form,
+            "page": page,
+            "today": today,
+            "query": query.urlencode(),
+            "status_labels": Referral.Status.choices,
+            "current_status": filters.status,
+        },
+    )
+
+
+@require_POST
+@role_required(Role.RADIOLOGIST)
+def take_next(request: HttpRequest) -> HttpResponse:
+    referral = services.referral_claim_next(user=request.user)
+    if referral is None:
+        messages.info(request, _("Det finns inga nya remisser att ta."))
+        return redirect("triage:worklist")
+    return redirect("triage:referral", pk=referral.pk)
