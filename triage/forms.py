@@ -15,6 +15,13 @@ from triage import rules
 from triage.models import Flag, PriorImaging, ReplyTemplate
 from triage.selectors import AssessmentInput
 
+# The hidden fields come from the page itself; if they are missing or wrong the page is broken
+# or tampered with, and a reload is the remedy.
+_RELOAD = {
+    "required": _("Sidan är ofullständig: ladda om sidan och försök igen."),
+    "invalid": _("Sidan är ofullständig: ladda om sidan och försök igen."),
+}
+
 IMPROVED_CHOICES = [
     ("", _("Ej angivet")),
     ("yes", _("Ja, förbättrad")),
@@ -87,8 +94,8 @@ class TriageForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
         max_length=2000,
     )
-    version = forms.IntegerField(widget=forms.HiddenInput)
-    guideline = forms.IntegerField(widget=forms.HiddenInput)
+    version = forms.IntegerField(widget=forms.HiddenInput, error_messages=_RELOAD)
+    guideline = forms.IntegerField(widget=forms.HiddenInput, error_messages=_RELOAD)
     shown = forms.CharField(widget=forms.HiddenInput, required=False)
     context = forms.CharField(widget=forms.HiddenInput, required=False)
 
