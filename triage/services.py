@@ -28,6 +28,7 @@ from triage.models import (
     due_date_for,
 )
 from triage.permissions import user_role_names
+from triage.reply_text import TemplateBodyError, check_body
 from triage.selectors import (
     FLAG_KINDS,
     AssessmentInput,
@@ -546,3 +547,66 @@ def access_log_write(
     ]
     if rows:
         AccessLog.objects.bulk_create(rows)
+
+
+# --- Reference data edited by department heads ------------------------------------------
+
+
+def reply_template_save(
+    *, template: ReplyTemplate, user: AbstractBaseUser, reason: str
+) -> ReplyTemplate:
+    """Save a reply template after checking its placeholders; the old wording stays in history."""
+    try:
+        check_body(template.body)
+    except TemplateBodyError as error:
+        raise ServiceError(str(error), field="body") from error
+    with transaction.atomic():
+        _save(template, user=user, reason=reason)
+    return template
+
+
+def guideline_version_save(
+    *, version: GuidelineVersion, user: AbstractBaseUser, reason: str
+) -> GuidelineVersion:
+    """Save an inactive guideline version; one that is active or was used is frozen."""
+    if version.pk is not None:
+        stored = GuidelineVersion.objects.get(pk=version.pk)
+        if stored.is_active or Assessment.objects.filter(guideline_version=stored).exists():
+            raise ServiceError(
+                _(
+                    "Version %(label)s är aktiv eller har använts för beslut och kan inte "
+                    "ändras. Skapa en ny version."
+                )
+                % {"label": stored.label}
+            )
+    version.full_clean()
+    with transaction.atomic():
+        _save(version, user=user, reason=reason)
+    return version
+
+
+def guideline_version_copy(*, user: AbstractBaseUser, reason: str) -> GuidelineVersion:
+    """A new, inactive version that starts as a copy of the active one."""
+    active = active_guideline()
+    labels = GuidelineVersion.objects.values_list("label", flat=True)
+    next_number = 1 + max((int(label) for label in labels if label.isdigit()), default=0)
+    copy = GuidelineVersion(
+        label=str(next_number),
+        valid_from=timezone.localdate(),
+        is_active=False,
+        note=_("Kopia av version %(label)s") % {"label": active.label},
+        **{name: getattr(active, name) for name in GuidelineVersion.PARAMETER_FIELDS},
+    )
+    with transaction.atomic():
+        _save(copy, user=user, reason=reason)
+    return copy
+
+
+def flag_save(*, flag: Flag, user: AbstractBaseUser, reason: str) -> Flag:
+    """Save a flag's label or order; codes and kinds are the routine's and never change."""
+    stored = Flag.objects.get(pk=flag.pk)
+    if (stored.code, stored.kind) != (flag.code, flag.kind):
+        raise ServiceError(_("Flaggans kod och sort kan inte ändras."))
+    with transaction.atomic():
+        _save(flag, user=user, reason=reason)
+    return flag

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from triage import services
 from triage.forms import WorklistFilterForm
 from triage.models import AccessLog, Referral
-from triage.permissions import Role, role_required
+from triage.permissions import Role, role_required, user_role_names
 from triage.selectors import WorklistFilters, worklist_page
 
 
@@ -20,8 +20,19 @@ def _status_choices() -> list[tuple[str, str]]:
     return [("", _("Att hantera")), ("all", _("Alla")), *Referral.Status.choices]
 
 
-@role_required(Role.RADIOLOGIST)
 def worklist(request: HttpRequest) -> HttpResponse:
+    """The start page: the worklist for radiologists; others go to their own start page."""
+    roles = user_role_names(request.user) if request.user.is_authenticated else set()
+    if Role.RADIOLOGIST not in roles:
+        if Role.AUDITOR in roles:
+            return redirect("audit:timeline")
+        if Role.DEPARTMENT_HEAD in roles or request.user.is_superuser:
+            return redirect("admin:index")
+    return _worklist(request)
+
+
+@role_required(Role.RADIOLOGIST)
+def _worklist(request: HttpRequest) -> HttpResponse:
     form = WorklistFilterForm(request.GET or None, status_choices=_status_choices())
     filters = WorklistFilters()
     if form.is_bound and form.is_valid():

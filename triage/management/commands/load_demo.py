@@ -58,7 +58,13 @@ class Command(BaseCommand):
         for username, full_name, role in DEMO_USERS:
             first, last = full_name.split(" ", 1)
             user, made = User.objects.get_or_create(
-                username=username, defaults={"first_name": first, "last_name": last}
+                username=username,
+                # Department heads work in the admin, which requires staff status.
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "is_staff": role == Role.DEPARTMENT_HEAD,
+                },
             )
             if made:
                 user.set_password(DEMO_PASSWORD)
