@@ -55,13 +55,22 @@ def test_pages_redirect_anonymous_to_login(client, referral, url_name):
 
 
 @pytest.mark.parametrize("persona", ["department_head", "auditor", "no_role_user"])
-@pytest.mark.parametrize("url_name", ["triage:worklist", "triage:referral"])
-def test_triage_pages_forbidden_without_radiologist_role(
-    client, referral, request, persona, url_name
-):
+def test_triage_page_forbidden_without_radiologist_role(client, referral, request, persona):
     client.force_login(request.getfixturevalue(persona))
-    args = [] if url_name == "triage:worklist" else [referral.pk]
-    assert client.get(reverse(url_name, args=args)).status_code == 403
+    assert client.get(reverse("triage:referral", args=[referral.pk])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("persona", "expected"),
+    [("department_head", "admin:index"), ("auditor", "audit:timeline"), ("no_role_user", None)],
+)
+def test_start_page_sends_other_roles_to_their_own_start(client, request, persona, expected):
+    client.force_login(request.getfixturevalue(persona))
+    response = client.get(reverse("triage:worklist"))
+    if expected is None:
+        assert response.status_code == 403
+    else:
+        assert response["Location"] == reverse(expected)
 
 
 def test_posts_forbidden_without_radiologist_role(client, referral, auditor):
