@@ -26,6 +26,19 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Production settings (DEBUG off) under gunicorn on PostgreSQL, for trying production
+# locally: plain HTTP, so TLS-only cookies and the HTTPS redirect are switched off here.
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/remissprio
+serve: $(VENV)/.runtime
+	psql "$(dir $(SERVE_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(SERVE_DATABASE_URL))'" | grep -q 1 \
+		|| psql "$(dir $(SERVE_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(SERVE_DATABASE_URL))"
+	DATABASE_URL=$(SERVE_DATABASE_URL) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(SERVE_DATABASE_URL) $(PY) manage.py collectstatic --noinput -v0
+	DATABASE_URL=$(SERVE_DATABASE_URL) SECRET_KEY=$${SECRET_KEY:-$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')} \
+		ALLOWED_HOSTS=$${ALLOWED_HOSTS:-127.0.0.1,localhost} SECURE_SSL_REDIRECT=0 SECURE_COOKIES=0 \
+		$(VENV)/bin/gunicorn config.wsgi --worker-class gthread --workers 2 --threads 4 \
+		--bind $(HOST):$(PORT) --access-logfile - --max-requests 2000 --max-requests-jitter 200
+
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
@@ -10,7 +11,10 @@ from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.views import redirect_to_login
 from django.dispatch import receiver
+from django.shortcuts import render
 from django.utils.translation import gettext as _
+
+from triage.logging import request_context
 
 LAST_ACTIVITY = "last_activity"
 # Refresh the stored activity time at most this often: a write per minute, not per request.
@@ -53,4 +57,48 @@ class SwedishByDefaultMiddleware:
 
     def __call__(self, request):
         request.META.pop("HTTP_ACCEPT_LANGUAGE", None)
+        return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """Give every request an id (or keep the proxy's) for the logs and the response."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _safe_id(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_context.set({"request_id": request_id, "request": request})
+        try:
+            response = self.get_response(request)
+        finally:
+            request_context.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _safe_id(value: str) -> bool:
+    return 0 < len(value) <= 64 and value.replace("-", "").isalnum()
+
+
+class BodySizeLimitMiddleware:
+    """Refuse oversized bodies with 413 before anything reads them."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.MAX_REQUEST_BYTES:
+            return render(
+                request,
+                "413.html",
+                {"limit_mb": settings.MAX_REQUEST_BYTES // (1024 * 1024)},
+                status=413,
+            )
         return self.get_response(request)
