@@ -78,7 +78,7 @@ def make_referral(
         order_number=order_number,
         patient=patient or make_patient(),
         received_at=received_at,
-        written_on=written_on or received_at.date(),
+        written_on=written_on or timezone.localdate(received_at),
         referring_unit="Vårdcentralen Testby",
         referring_clinician="Dr Test",
         requested=requested,

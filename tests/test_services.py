@@ -150,7 +150,7 @@ def test_decision_accepting_recommendation_stores_facts_recommendation_and_due_d
     assert assessment.guideline_version == GuidelineVersion.objects.get(is_active=True)
     assert not assessment.is_override
     assert referral.status == Referral.Status.DECIDED
-    assert referral.due_date == referral.received_at.date() + timedelta(weeks=6)
+    assert referral.due_date == timezone.localdate(referral.received_at) + timedelta(weeks=6)
     assert referral.assigned_to == radiologist
     assert {flag.code for flag in assessment.flags.all()} == {"night_pain"}
 
@@ -302,3 +302,19 @@ def test_guideline_activate_switches_the_single_active_version(department_head):
     assert not old.is_active
     assert GuidelineVersion.objects.get(is_active=True) == new
     assert new.history.first().history_user == department_head
+
+
+def test_due_date_counts_from_the_local_receiving_day(radiologist):
+    # 00:30 in Stockholm is 23:30 UTC the day before: the due date follows the local day.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    received = datetime(2026, 11, 10, 0, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
+    referral = make_referral(received_at=received, written_on=date(2026, 11, 10))
+
+    services.assessment_decide(
+        referral=referral, entered=RED_FLAG_FACTS, action="mri", priority_weeks=6, user=radiologist
+    )
+
+    referral.refresh_from_db()
+    assert referral.due_date == date(2026, 12, 22)

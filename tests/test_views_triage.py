@@ -288,7 +288,7 @@ def test_accepting_the_suggestion_decides_and_leads_to_reply(client, radiologist
         False,
     )
     assert referral.status == Referral.Status.DECIDED
-    assert referral.due_date == referral.received_at.date() + timedelta(weeks=6)
+    assert referral.due_date == timezone.localdate(referral.received_at) + timedelta(weeks=6)
 
 
 def test_accept_with_outdated_suggestion_is_refused(client, radiologist, referral):

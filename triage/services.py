@@ -120,7 +120,7 @@ def referral_create(
     """Store a new referral; the same (source, order number) twice is refused."""
     if requested not in Referral.Examination.values:
         raise ServiceError(_("Okänd undersökning: %(code)s") % {"code": requested})
-    if written_on > received_at.date():
+    if written_on > timezone.localdate(received_at):
         raise ServiceError(_("Remissdatumet kan inte ligga efter mottagningsdatumet."))
     if written_on < patient.birth_date:
         raise ServiceError(_("Remissdatumet ligger före patientens födelsedatum."))
@@ -436,7 +436,7 @@ def assessment_decide(
 
         locked.assigned_to = user
         locked.due_date = (
-            due_date_for(locked.received_at.date(), priority_weeks)
+            due_date_for(timezone.localdate(locked.received_at), priority_weeks)
             if action in EXAMINATION_ACTIONS
             else None
         )

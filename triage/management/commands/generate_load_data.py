@@ -244,7 +244,7 @@ class Command(BaseCommand):
             referral.version = 3
             if action in EXAMINATION_ACTIONS:
                 referral.due_date = due_date_for(
-                    referral.received_at.date(), recommendation.priority_weeks
+                    timezone.localdate(referral.received_at), recommendation.priority_weeks
                 )
         Referral.objects.bulk_create(referrals, batch_size=BATCH)
         history = [
