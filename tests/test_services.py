@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -306,9 +307,6 @@ def test_guideline_activate_switches_the_single_active_version(department_head):
 
 def test_due_date_counts_from_the_local_receiving_day(radiologist):
     # 00:30 in Stockholm is 23:30 UTC the day before: the due date follows the local day.
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     received = datetime(2026, 11, 10, 0, 30, tzinfo=ZoneInfo("Europe/Stockholm"))
     referral = make_referral(received_at=received, written_on=date(2026, 11, 10))
 
