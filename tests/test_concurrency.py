@@ -10,7 +10,7 @@ from django.db import connection, connections
 
 from tests.conftest import make_patient, make_referral
 from triage import services
-from triage.models import Assessment, Referral
+from triage.models import Assessment, Referral, Reply
 from triage.personnummer import TEST_PERSONNUMMER
 from triage.selectors import AssessmentInput
 
@@ -89,3 +89,25 @@ def test_two_decisions_on_the_same_version_only_one_wins(radiologist, other_radi
     assert Assessment.objects.count() == 1
     referral.refresh_from_db()
     assert referral.history.filter(history_change_reason__startswith="Beslut").count() == 1
+
+
+def test_double_finalize_of_a_reply_stores_one_reply(radiologist):
+    referral = make_referral()
+    assessment = services.assessment_decide(
+        referral=referral,
+        entered=AssessmentInput(pain_weeks=Decimal("6"), flag_codes=frozenset({"night_pain"})),
+        action="mri",
+        priority_weeks=6,
+        user=radiologist,
+    )
+
+    def finalize():
+        return services.reply_save(
+            referral=referral, assessment=assessment, text="Svar", user=radiologist, final=True
+        )
+
+    results = _run_together(finalize, finalize)
+
+    assert sum(isinstance(result, Reply) for result in results) == 1
+    assert sum(isinstance(result, services.ServiceError) for result in results) == 1
+    assert Reply.objects.filter(referral=referral).count() == 1

@@ -441,7 +441,8 @@ def assessment_decide(
             else None
         )
         _save(locked, user=user, reason=reason)
-    referral.refresh_from_db()
+    # Nothing is read after the commit: a lost connection now must not turn a stored
+    # decision into an error page.
     return assessment
 
 
@@ -476,6 +477,11 @@ def reply_save(
     if not text:
         raise ServiceError(_("Svarstexten är tom."))
     with transaction.atomic():
+        # Lock the referral so that two saves of the same reply (a double click, two tabs)
+        # are serialised: the second one finds the first one's reply instead of adding one.
+        Referral.objects.select_for_update().filter(pk=referral.pk).exists()
+        if reply is None and assessment is not None:
+            reply = Reply.objects.filter(referral=referral, assessment=assessment).first()
         if reply is None:
             reply = Reply(referral=referral, assessment=assessment, author=user)
         else:
