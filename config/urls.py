@@ -12,6 +12,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/", include("triage.api_urls")),
+    path("revision/", include("triage.audit_urls")),
     path("", include("triage.urls")),
 ]
 

@@ -20,7 +20,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from simple_history.admin import SimpleHistoryAdmin
 
-from triage import services
+from triage import (
+    admin_intake,  # noqa: F401 - registers the intake models (senders, tokens, inbox)
+    services,
+)
 from triage.models import AccessLog, Flag, GuidelineVersion, Referral, ReplyTemplate, Role
 from triage.reply_text import PLACEHOLDERS, TemplateBodyError, check_body, render_body
 from triage.selectors import reply_values

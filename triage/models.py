@@ -491,3 +491,225 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M} {self.user} {self.get_action_display()} {self.patient_id}"
+
+
+# --- Intake: senders, their API tokens, the inbox of rejected messages -------------------
+
+
+class IntakeFormat(models.TextChoices):
+    FHIR = "fhir", _("FHIR R4")
+    HL7 = "hl7", _("HL7 v2")
+    CSV = "csv", _("CSV (Excel)")
+
+
+class Sender(models.Model):
+    """A system that sends referrals (RIS, e-remiss); its name is the source of its referrals."""
+
+    class Charset(models.TextChoices):
+        UTF8 = "utf-8", _("UTF-8")
+        LATIN1 = "iso-8859-1", _("ISO-8859-1 (Latin-1)")
+
+    # A slug because it becomes Referral.source, is typed on the command line and is part of
+    # the import user's name; it cannot be changed once referrals carry it.
+    name = models.SlugField(_("namn"), max_length=50, unique=True)
+    description = models.CharField(_("beskrivning"), max_length=200, blank=True)
+    default_charset = models.CharField(
+        _("standardteckenkodning"),
+        max_length=20,
+        choices=Charset.choices,
+        default=Charset.UTF8,
+        help_text=_("Används för HL7-meddelanden där MSH-18 är tomt."),
+    )
+    order_number_system = models.CharField(
+        _("identifierarsystem för remissnummer"),
+        max_length=200,
+        blank=True,
+        help_text=_("Skrivs i ServiceRequest.identifier.system vid export av beslut."),
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        _("anrop per minut"),
+        default=120,
+        validators=[MinValueValidator(1), MaxValueValidator(100_000)],
+    )
+    is_active = models.BooleanField(_("aktiv"), default=True)
+    # The inactive account that every history row written by this sender's imports names.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="intake_sender",
+        editable=False,
+        verbose_name=_("importanvändare"),
+    )
+    created_at = models.DateTimeField(_("skapad"), auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = _("avsändande system")
+        verbose_name_plural = _("avsändande system")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ApiToken(models.Model):
+    """A sender's secret for the HTTP API; only its SHA-256 hash is stored."""
+
+    sender = models.ForeignKey(
+        Sender, on_delete=models.PROTECT, related_name="api_tokens", verbose_name=_("avsändare")
+    )
+    label = models.CharField(_("benämning"), max_length=100, blank=True)
+    # The first characters of the token, so that a department head can tell tokens apart.
+    token_prefix = models.CharField(_("början av nyckeln"), max_length=12, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        editable=False,
+        verbose_name=_("skapad av"),
+    )
+    created_at = models.DateTimeField(_("skapad"), editable=False)
+    revoked_at = models.DateTimeField(_("återkallad"), null=True, blank=True, editable=False)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("återkallad av"),
+    )
+    history = HistoricalRecords(excluded_fields=["token_hash"])
+
+    class Meta:
+        verbose_name = _("API-nyckel")
+        verbose_name_plural = _("API-nycklar")
+        ordering = ["sender", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.token_prefix}…"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiRequestWindow(models.Model):
+    """Requests counted per token and minute, for throttling across all server processes."""
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+")
+    window_start = models.DateTimeField()
+    request_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["token", "window_start"], name="one_window_per_token")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_id} {self.window_start:%H:%M} {self.request_count}"
+
+
+class IntakeMessage(models.Model):
+    """A message that was taken in, kept once per (sender, message key) so a re-delivery is
+    recognised as a duplicate even after later messages have changed the referral."""
+
+    sender = models.ForeignKey(
+        Sender,
+        on_delete=models.PROTECT,
+        related_name="intake_messages",
+        verbose_name=_("avsändare"),
+    )
+    format = models.CharField(_("format"), max_length=10, choices=IntakeFormat.choices)
+    # HL7: MSH-10; FHIR and CSV: the SHA-256 of the content (they carry no reliable id).
+    message_key = models.CharField(_("meddelandenyckel"), max_length=200)
+    content_hash = models.CharField(_("innehållets SHA-256"), max_length=64)
+    label = models.CharField(_("ursprung"), max_length=300)
+    received_at = models.DateTimeField(_("mottaget"), db_index=True)
+    raw = models.BinaryField(_("råinnehåll"))
+    # One entry per order in the message: {"order_number", "outcome", "referral_id"}.
+    outcome = models.JSONField(_("utfall"), default=list)
+    warnings = models.TextField(_("varningar"), blank=True)
+
+    class Meta:
+        verbose_name = _("mottaget meddelande")
+        verbose_name_plural = _("mottagna meddelanden")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "message_key"], name="one_intake_per_sender_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.label}"
+
+
+class InboxMessage(models.Model):
+    """A rejected message, kept byte for byte with its error until it is re-processed or
+    dismissed: nothing a sender delivered is dropped silently."""
+
+    class Status(models.TextChoices):
+        REJECTED = "rejected", _("Avvisat – väntar på åtgärd")
+        REPROCESSED = "reprocessed", _("Ombearbetat")
+        DISMISSED = "dismissed", _("Avfört")
+
+    sender = models.ForeignKey(
+        Sender, on_delete=models.PROTECT, related_name="inbox_messages", verbose_name=_("avsändare")
+    )
+    format = models.CharField(_("format"), max_length=10, choices=IntakeFormat.choices)
+    received_at = models.DateTimeField(_("mottaget"), db_index=True)
+    origin = models.CharField(_("ursprung"), max_length=300)
+    message_id = models.CharField(_("meddelande-id"), max_length=200, blank=True)
+    order_number = models.CharField(_("remissnummer"), max_length=64, blank=True)
+    raw = models.BinaryField(_("råinnehåll"))
+    content_hash = models.CharField(_("innehållets SHA-256"), max_length=64)
+    error = models.TextField(_("fel"))
+    status = models.CharField(
+        _("status"), max_length=15, choices=Status.choices, default=Status.REJECTED, db_index=True
+    )
+    corrected_text = models.TextField(
+        _("korrigerat innehåll"),
+        blank=True,
+        help_text=_("Lämna tomt för att ombearbeta originalet (t.ex. efter ändrad inställning)."),
+    )
+    # Re-deliveries of the same rejected content are counted here, not stored again.
+    delivery_count = models.PositiveIntegerField(_("antal mottagningar"), default=1)
+    last_received_at = models.DateTimeField(_("senast mottaget"))
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("hanterat av"),
+    )
+    handled_at = models.DateTimeField(_("hanterat"), null=True, blank=True)
+    dismiss_reason = models.TextField(_("motivering till avförande"), blank=True)
+    referral = models.ForeignKey(
+        Referral,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("remiss"),
+    )
+    # raw never changes, so it is not copied into every history row; the counters change on
+    # every re-delivery and are not decisions anyone needs to audit.
+    history = HistoricalRecords(excluded_fields=["raw", "delivery_count", "last_received_at"])
+
+    class Meta:
+        verbose_name = _("inkorgsmeddelande")
+        verbose_name_plural = _("inkorg (avvisade meddelanden)")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "content_hash"],
+                condition=Q(status="rejected"),
+                name="one_open_inbox_message_per_content",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.origin}"
