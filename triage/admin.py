@@ -18,10 +18,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from simple_history.admin import SimpleHistoryAdmin
 
 from triage import (
-    admin_intake,  # noqa: F401 - registers the intake models (senders, tokens, inbox)
+    admin_intake,  # registers the intake models (senders, tokens, inbox)
     services,
 )
 from triage.models import AccessLog, Flag, GuidelineVersion, Referral, ReplyTemplate, Role
@@ -41,8 +40,8 @@ class ChangeReasonForm(forms.ModelForm):
     )
 
 
-class ServiceSavedAdmin(SimpleHistoryAdmin):
-    """Saves through a service with the reason from the form; never deletes."""
+class ServiceSavedAdmin(admin_intake.ReadOnlyHistoryAdmin):
+    """Saves through a service with the reason from the form; never deletes or reverts."""
 
     service = None  # set by subclasses: a services.*_save function
 
@@ -51,15 +50,6 @@ class ServiceSavedAdmin(SimpleHistoryAdmin):
             **{self.service_argument: obj},
             user=request.user,
             reason=form.cleaned_data["change_reason"],
-        )
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def history_form_view(self, request, object_id, version_id, extra_context=None):
-        # Reverting would rewrite history; the history is read-only in this product.
-        return HttpResponseRedirect(
-            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_history", args=[object_id])
         )
 
 
