@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.auth.views import redirect_to_login
+from django.core.signals import request_finished
 from django.dispatch import receiver
 from django.shortcuts import render
 from django.utils.translation import gettext as _
@@ -19,6 +20,11 @@ from triage.logging import request_context
 LAST_ACTIVITY = "last_activity"
 # Refresh the stored activity time at most this often: a write per minute, not per request.
 REFRESH_SECONDS = 60
+
+
+@receiver(request_finished)
+def _forget_request(sender, **kwargs) -> None:
+    request_context.set(None)
 
 
 @receiver(user_logged_in)
@@ -70,11 +76,10 @@ class RequestIdMiddleware:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _safe_id(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = request_context.set({"request_id": request_id, "request": request})
-        try:
-            response = self.get_response(request)
-        finally:
-            request_context.reset(token)
+        # Kept until the response is finished (not just until the view returns), so that
+        # Django's own request log lines carry the id too.
+        request_context.set({"request_id": request_id, "request": request})
+        response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
 
