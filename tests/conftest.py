@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connections
 from django.utils import timezone
 
 from triage import services
@@ -90,3 +92,28 @@ def make_referral(
 @pytest.fixture
 def referral(db) -> Referral:
     return make_referral()
+
+
+def run_together(*jobs, timeout: float = 60) -> list:
+    """Run the jobs on their own threads (own database connections) behind one barrier.
+
+    Each result is the job's return value or the exception it raised.
+    """
+    barrier = threading.Barrier(len(jobs))
+    results: list = [None] * len(jobs)
+
+    def runner(index, job):
+        try:
+            barrier.wait()
+            results[index] = job()
+        except Exception as error:  # noqa: BLE001 - handed back to the test to assert on
+            results[index] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=runner, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
-from tests.conftest import make_patient, make_referral
+from tests.conftest import make_patient, make_referral, run_together
 from triage import services
 from triage.models import Assessment, Referral, Reply
 from triage.personnummer import TEST_PERSONNUMMER
@@ -25,28 +24,6 @@ pytestmark = [
 ]
 
 
-def _run_together(*jobs):
-    """Start the jobs on their own threads (own connections) behind one barrier."""
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def runner(index, job):
-        try:
-            barrier.wait()
-            results[index] = job()
-        except Exception as error:  # noqa: BLE001 - handed back to the test to assert on
-            results[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 def test_two_radiologists_taking_next_get_different_referrals(radiologist, other_radiologist):
     for index in range(2):
         make_referral(
@@ -54,7 +31,7 @@ def test_two_radiologists_taking_next_get_different_referrals(radiologist, other
         )
 
     for _round in range(5):
-        first, second = _run_together(
+        first, second = run_together(
             lambda: services.referral_claim_next(user=radiologist),
             lambda: services.referral_claim_next(user=other_radiologist),
         )
@@ -81,7 +58,7 @@ def test_two_decisions_on_the_same_version_only_one_wins(radiologist, other_radi
             expected_version=version,
         )
 
-    results = _run_together(decide(radiologist), decide(other_radiologist))
+    results = run_together(decide(radiologist), decide(other_radiologist))
 
     winners = [result for result in results if isinstance(result, Assessment)]
     losers = [result for result in results if isinstance(result, services.StaleReferral)]
@@ -106,7 +83,7 @@ def test_double_finalize_of_a_reply_stores_one_reply(radiologist):
             referral=referral, assessment=assessment, text="Svar", user=radiologist, final=True
         )
 
-    results = _run_together(finalize, finalize)
+    results = run_together(finalize, finalize)
 
     assert sum(isinstance(result, Reply) for result in results) == 1
     assert sum(isinstance(result, services.ServiceError) for result in results) == 1

@@ -4,7 +4,6 @@ and the same message delivered twice at the same moment (PostgreSQL)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -12,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-import triage.admin_intake  # noqa: F401 - registers the intake admin until admin.py imports it
-from tests.conftest import make_user
+from tests.conftest import make_user, run_together
 from triage import services
 from triage.importers import intake, tokens
 from triage.models import (
@@ -457,27 +455,6 @@ def test_inbox_cannot_be_deleted_or_added(head_client, sender):
 # --- The same message twice at the same moment, on PostgreSQL -------------------------------
 
 
-def _run_together(*jobs):
-    barrier = threading.Barrier(len(jobs))
-    results: list = [None] * len(jobs)
-
-    def runner(index, job):
-        try:
-            barrier.wait()
-            results[index] = job()
-        except Exception as error:  # noqa: BLE001 - handed back to the test
-            results[index] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=runner, args=(i, job)) for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def _slow_down(monkeypatch, name: str, seconds: float = 0.5) -> None:
     # Holds the first transaction open after its writes, so the second worker really
     # meets it on the unique index instead of arriving after the commit.
@@ -507,7 +484,7 @@ def test_same_message_posted_twice_at_once_gives_one_referral_and_one_history_ro
         response = post_fhir(Client(), body, secret)
         return response, time.monotonic() - started
 
-    timed = sorted(_run_together(deliver, deliver), key=lambda item: item[0].status_code)
+    timed = sorted(run_together(deliver, deliver), key=lambda item: item[0].status_code)
     (duplicate, duplicate_seconds), (created, _seconds) = timed
 
     assert (duplicate.status_code, created.status_code) == (200, 201)
@@ -538,7 +515,7 @@ def test_two_versions_of_one_order_at_once_give_one_referral(monkeypatch):
         _sleeping_after(services.referral_create),
     )
 
-    results = _run_together(
+    results = run_together(
         lambda: fhir.intake_fhir(sender=sender, raw=original),
         lambda: fhir.intake_fhir(sender=sender, raw=updated),
     )
