@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core import signing
 from django.db.models import Case, Count, Q, When
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from triage import rules
@@ -124,7 +124,33 @@ def reply_values(
     prior_imaging: list[PriorImaging] | None = None,
     today: date | None = None,
 ) -> dict[str, str]:
-    """The plain strings that fill a reply template's placeholders for this referral."""
+    """The plain strings that fill a reply template's placeholders for this referral.
+
+    The letter goes to a Swedish referrer, so its values are Swedish whatever language the
+    radiologist has chosen for the screen.
+    """
+    with translation.override("sv"):
+        return _reply_values(
+            referral,
+            action=action,
+            priority_weeks=priority_weeks,
+            suggest=suggest,
+            missing=missing,
+            prior_imaging=prior_imaging,
+            today=today,
+        )
+
+
+def _reply_values(
+    referral: Referral,
+    *,
+    action: str | None,
+    priority_weeks: int | None,
+    suggest: str | None,
+    missing: str,
+    prior_imaging: list[PriorImaging] | None,
+    today: date | None,
+) -> dict[str, str]:
     if prior_imaging is None:
         prior_imaging = prior_imaging_before(referral.patient_id, referral.written_on)
     # The most recent examination that shows the lumbar spine is the one a reply cites.
