@@ -237,10 +237,15 @@ def test_history_view_is_readable_but_revert_is_not_possible(head_client):
 
 def test_access_log_is_read_only_even_for_superuser(client):
     root = User.objects.create_superuser("it", password="pw-for-tests-only")
-    make_referral()
+    referral = make_referral()
     client.force_login(root)
     row = AccessLog.objects.create(
-        at="2026-01-01T10:00Z", user=root, action="read", patient_id=1, care_unit="X", view="t"
+        at="2026-01-01T10:00Z",
+        user=root,
+        action="read",
+        patient=referral.patient,
+        care_unit="X",
+        view="t",
     )
 
     assert client.get(reverse("admin:triage_accesslog_changelist")).status_code == 200
