@@ -11,7 +11,7 @@ from tests.conftest import make_referral
 from triage import services
 from triage.importers.intake import sender_register
 from triage.importers.tokens import api_token_create
-from triage.models import Assessment, GuidelineVersion, ReplyTemplate
+from triage.models import Assessment, Flag, GuidelineVersion, ReplyTemplate
 from triage.selectors import AssessmentInput
 
 pytestmark = pytest.mark.django_db
@@ -123,7 +123,7 @@ def test_garbage_to_admin_forms_never_500(client, department_head):
         reverse("admin:triage_replytemplate_change", args=[template.pk]),
         reverse("admin:triage_replytemplate_add"),
         reverse("admin:triage_guidelineversion_copy"),
-        reverse("admin:triage_flag_change", args=[1]),
+        reverse("admin:triage_flag_change", args=[Flag.objects.first().pk]),
         reverse("admin:triage_sender_add"),
         reverse("admin:triage_apitoken_add"),
     ]
