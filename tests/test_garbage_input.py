@@ -157,3 +157,13 @@ def test_garbage_to_the_api_gets_4xx_with_a_message(client, department_head):
         hl7 = client.generic("POST", reverse("api:hl7"), body, content_type=content_type, **auth)
         assert hl7.status_code == 200, (body, hl7.status_code)
         assert b"\rMSA|AR|" in hl7.content or b"\rMSA|AE|" in hl7.content, hl7.content
+
+
+@pytest.mark.parametrize("bound", [{"date_from": "0001-01-01"}, {"date_to": "9999-12-31"}])
+def test_extreme_audit_dates_are_refused_not_500(client, auditor, bound):
+    client.force_login(auditor)
+    client.raise_request_exception = False
+    for name in ("audit:timeline", "audit:timeline_csv", "audit:access_log"):
+        response = client.get(reverse(name), bound)
+        assert response.status_code == 400, (name, response.status_code)
+        assert "Ange ett datum" in response.content.decode()

@@ -9,9 +9,11 @@ from __future__ import annotations
 import csv
 import secrets
 from collections.abc import Iterable, Iterator
+from datetime import date
 
 from django import forms
 from django.contrib import messages
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -58,6 +60,19 @@ def _patient_query(text: str) -> tuple[str, str]:
     return "", text
 
 
+def _date_field(label) -> forms.DateField:
+    # Dates far outside the log's life would overflow when turned into datetimes.
+    return forms.DateField(
+        label=label,
+        required=False,
+        widget=_DateInput,
+        validators=[
+            MinValueValidator(date(1900, 1, 1), gettext_lazy("Ange ett datum från år 1900.")),
+            MaxValueValidator(date(2100, 12, 31), gettext_lazy("Ange ett datum före år 2101.")),
+        ],
+    )
+
+
 class _AuditFilterForm(forms.Form):
     """Shared fields and the Bootstrap classes that the templates rely on."""
 
@@ -65,10 +80,8 @@ class _AuditFilterForm(forms.Form):
     patient = forms.CharField(
         label=gettext_lazy("Patient (personnummer eller namn)"), required=False, max_length=100
     )
-    date_from = forms.DateField(
-        label=gettext_lazy("Från och med"), required=False, widget=_DateInput
-    )
-    date_to = forms.DateField(label=gettext_lazy("Till och med"), required=False, widget=_DateInput)
+    date_from = _date_field(gettext_lazy("Från och med"))
+    date_to = _date_field(gettext_lazy("Till och med"))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -152,10 +165,8 @@ class PatientExtractForm(forms.Form):
     personnummer = forms.CharField(
         label=gettext_lazy("Patientens personnummer eller samordningsnummer"), max_length=20
     )
-    date_from = forms.DateField(
-        label=gettext_lazy("Från och med"), required=False, widget=_DateInput
-    )
-    date_to = forms.DateField(label=gettext_lazy("Till och med"), required=False, widget=_DateInput)
+    date_from = _date_field(gettext_lazy("Från och med"))
+    date_to = _date_field(gettext_lazy("Till och med"))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
