@@ -567,3 +567,54 @@ def test_escalated_referral_shows_banner_and_no_weeks(client, radiologist, refer
     referral.refresh_from_db()
     assert referral.status == Referral.Status.ESCALATED and referral.due_date is None
     assert 'id="escalated-banner"' in html and "kontakta remittenten nu" in html
+
+
+def test_a_new_decision_gets_a_new_reply_not_the_old_letter(client, radiologist, referral):
+    client.force_login(radiologist)
+    _decide(client, referral)
+    url = reverse("triage:reply", args=[referral.pk])
+    client.post(url, {"text": "Accepterad för MR.", "finalize": "1"})
+    client.post(reverse("triage:reopen", args=[referral.pk]))
+    hidden = _open(client, referral)
+    client.post(
+        reverse("triage:referral", args=[referral.pk]),
+        {**hidden, "pain_weeks": "1", "shown": "return:None", "accept": "1"},
+    )
+
+    response = client.get(url)
+
+    assert response.status_code == 200  # a fresh draft, not the finalised MR letter
+    assert response.context["form"].initial["template"].kind == "no_indication"
+
+
+def test_finalising_a_letter_with_an_unfilled_gap_is_refused(client, radiologist, referral):
+    client.force_login(radiologist)
+    _decide(client, referral)
+
+    response = client.post(
+        reverse("triage:reply", args=[referral.pk]),
+        {"text": "Patienten har genomgått [tidigare_undersokning].", "finalize": "1"},
+    )
+
+    assert response.status_code == 400
+    assert "[tidigare_undersokning]" in response.content.decode()
+    assert not Reply.objects.filter(is_final=True).exists()
+
+
+def test_template_variant_is_chosen_by_what_the_referral_can_fill(radiologist):
+    from triage.selectors import draft_reply
+
+    referral = make_referral(requested="xray", method_change_allowed=False)
+    template, text = draft_reply(
+        referral,
+        action="return",
+        priority_weeks=None,
+        recommendation={
+            "action": "return",
+            "reply_kind": "xray_cannot_assess_metastasis",
+            "suggest": "mri_or_scintigraphy",
+        },
+    )
+
+    assert "tidigare_undersokning" not in template.body  # no earlier imaging to cite
+    assert "MR alternativt skelettscintigrafi" in text and "[" not in text

@@ -64,3 +64,15 @@ def render_body(body: str, values: Mapping[str, str]) -> str:
         return str(value) if value not in (None, "") else f"[{name}]"
 
     return _TOKEN.sub(replace, body)
+
+
+_GAP = re.compile(r"\[(" + "|".join(PLACEHOLDERS) + r")\]")
+
+
+def placeholders_in(body: str) -> set[str]:
+    return {name for name in _TOKEN.findall(body) if name in PLACEHOLDERS}
+
+
+def unfilled_gaps(text: str) -> list[str]:
+    """The `[name]` gaps that render_body left where a value was missing."""
+    return list(dict.fromkeys(_GAP.findall(text)))

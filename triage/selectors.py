@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from triage import rules
 from triage.models import Flag, GuidelineVersion, PriorImaging, Referral, ReplyTemplate
-from triage.reply_text import render_body
+from triage.reply_text import placeholders_in, render_body
 
 
 class NoActiveGuideline(Exception):
@@ -108,12 +108,6 @@ def reply_kind_for(action: str, recommendation: dict | None) -> str:
     }.get(action, "accepted")
 
 
-def default_template(kind: str) -> ReplyTemplate | None:
-    return (
-        ReplyTemplate.objects.filter(kind=kind, is_active=True).order_by("position", "id").first()
-    )
-
-
 def reply_values(
     referral: Referral,
     *,
@@ -188,10 +182,11 @@ def draft_reply(
     template: ReplyTemplate | None = None,
     kind: str | None = None,
 ) -> tuple[ReplyTemplate | None, str]:
-    """The pre-selected template for a decision and its text filled with this referral's values."""
-    template = template or default_template(kind or reply_kind_for(action, recommendation))
-    if template is None:
-        return None, ""
+    """The pre-selected template for a decision and its text filled with this referral's values.
+
+    Of a kind's active templates, the first (by order) whose placeholders this referral can
+    all fill is chosen, e.g. the variant without an earlier examination when there is none.
+    """
     values = reply_values(
         referral,
         action=action,
@@ -199,6 +194,19 @@ def draft_reply(
         suggest=(recommendation or {}).get("suggest"),
         missing=missing,
     )
+    if template is None:
+        candidates = list(
+            ReplyTemplate.objects.filter(
+                kind=kind or reply_kind_for(action, recommendation), is_active=True
+            ).order_by("position", "id")
+        )
+        filled = {name for name, value in values.items() if value}
+        template = next(
+            (item for item in candidates if placeholders_in(item.body) <= filled),
+            candidates[0] if candidates else None,
+        )
+    if template is None:
+        return None, ""
     return template, render_body(template.body, values)
 
 

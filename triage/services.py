@@ -28,7 +28,7 @@ from triage.models import (
     due_date_for,
 )
 from triage.permissions import user_role_names
-from triage.reply_text import TemplateBodyError, check_body
+from triage.reply_text import TemplateBodyError, check_body, unfilled_gaps
 from triage.selectors import (
     FLAG_KINDS,
     AssessmentInput,
@@ -475,7 +475,14 @@ def reply_save(
     """Write or revise the reply text; a final reply can no longer be changed."""
     text = text.strip()
     if not text:
-        raise ServiceError(_("Svarstexten är tom."))
+        raise ServiceError(_("Svarstexten är tom."), field="text")
+    gaps = unfilled_gaps(text)
+    if final and gaps:
+        # A letter must not leave the department with "[fynd]" in it.
+        raise ServiceError(
+            _("Fyll i eller ta bort: %(gaps)s") % {"gaps": ", ".join(f"[{gap}]" for gap in gaps)},
+            field="text",
+        )
     with transaction.atomic():
         # Lock the referral so that two saves of the same reply (a double click, two tabs)
         # are serialised: the second one finds the first one's reply instead of adding one.

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods
 
 from triage import services
 from triage.forms import ReplyForm
-from triage.models import AccessLog, Referral, Reply, ReplyTemplate
+from triage.models import AccessLog, Assessment, Referral, Reply, ReplyTemplate
 from triage.permissions import Role, role_required
 from triage.selectors import draft_reply
 
@@ -20,8 +20,9 @@ def _referral(pk: int) -> Referral:
     return get_object_or_404(Referral.objects.select_related("patient"), pk=pk)
 
 
-def _draft(referral: Referral, template: ReplyTemplate | None) -> tuple[ReplyTemplate | None, str]:
-    assessment = referral.assessments.first()
+def _draft(
+    referral: Referral, assessment: Assessment | None, template: ReplyTemplate | None
+) -> tuple[ReplyTemplate | None, str]:
     if assessment is None:
         return draft_reply(
             referral,
@@ -44,13 +45,18 @@ def _draft(referral: Referral, template: ReplyTemplate | None) -> tuple[ReplyTem
 @role_required(Role.RADIOLOGIST)
 def reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _referral(pk)
-    reply = referral.replies.select_related("template").first()
+    # The reply belongs to the current step: the request for more information while the
+    # referral waits for it, otherwise the latest decision. A new decision gets a new reply.
+    if referral.status == Referral.Status.AWAITING_INFORMATION:
+        assessment = None
+    else:
+        assessment = referral.assessments.first()
+        if assessment is None:
+            messages.info(request, _("Remissen har inget beslut ännu; bedöm den först."))
+            return redirect("triage:referral", pk=pk)
+    reply = referral.replies.select_related("template").filter(assessment=assessment).first()
     if reply is not None and reply.is_final:
         return redirect("triage:reply_print", pk=pk, reply_pk=reply.pk)
-    assessment = referral.assessments.first()
-    if assessment is None and referral.status != Referral.Status.AWAITING_INFORMATION:
-        messages.info(request, _("Remissen har inget beslut ännu; bedöm den först."))
-        return redirect("triage:referral", pk=pk)
 
     if request.method == "POST":
         form = ReplyForm(request.POST)
@@ -84,7 +90,7 @@ def reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if reply is not None and chosen is None:
             template, text = reply.template, reply.text
         else:
-            template, text = _draft(referral, chosen)
+            template, text = _draft(referral, assessment, chosen)
         form = ReplyForm(initial={"template": template, "text": text})
         status = 200
 
