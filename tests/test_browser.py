@@ -312,7 +312,7 @@ def test_common_case_take_next_accept_edit_finalize_print(
     expect(text).to_have_value(re.compile(re.escape(sentence) + r"\s*$"))
     steps.shot("reply-edited")
 
-    press_access_key(page, "f")  # "Slutför"
+    press_access_key(page, "s")  # "Slutför" (Alt+F belongs to the browser menu)
     expect(page).to_have_url(
         re.compile(rf"{re.escape(base)}/remiss/{oldest.pk}/svar/\d+/utskrift/$")
     )

@@ -545,7 +545,7 @@ def test_request_information_then_completion_returns_to_worklist(client, radiolo
     referral.refresh_from_db()
     assert referral.status == Referral.Status.NEW
     assert "Besvär sedan 10 veckor." in referral.anamnesis
-    assert referral.history.count() == 4  # created, opened, awaiting, completed
+    assert referral.history.count() == 3  # created, awaiting information, completed
 
 
 def test_escalated_referral_shows_banner_and_no_weeks(client, radiologist, referral):
@@ -618,3 +618,38 @@ def test_template_variant_is_chosen_by_what_the_referral_can_fill(radiologist):
 
     assert "tidigare_undersokning" not in template.body  # no earlier imaging to cite
     assert "MR alternativt skelettscintigrafi" in text and "[" not in text
+
+
+def test_reading_a_referral_does_not_claim_it(client, radiologist, other_radiologist, referral):
+    services.referral_claim_next(user=other_radiologist)
+    client.force_login(radiologist)
+
+    response = client.get(reverse("triage:referral", args=[referral.pk]))
+
+    referral.refresh_from_db()
+    assert referral.assigned_to == other_radiologist
+    assert "bedömer den här remissen just nu" in response.content.decode()
+
+
+@pytest.mark.parametrize(("typed", "weeks"), [("2,5", "2.5"), ("2.5", "2.5"), ("0,5", "0.5")])
+def test_decimal_comma_in_duration_is_read_as_swedish(client, radiologist, referral, typed, weeks):
+    client.force_login(radiologist)
+    hidden = _open(client, referral)
+    data = {
+        **hidden,
+        "pain_weeks": typed,
+        "action": "return",
+        "override_reason": "x",
+        "decide": "1",
+    }
+
+    client.post(reverse("triage:referral", args=[referral.pk]), data)
+
+    assert str(Assessment.objects.get().pain_weeks) == weeks
+
+
+def test_free_text_choice_gives_an_empty_reply(client, radiologist, referral):
+    client.force_login(radiologist)
+    _decide(client, referral)
+    response = client.get(reverse("triage:reply", args=[referral.pk]), {"mall": "0"})
+    assert response.context["form"].initial == {"template": None, "text": ""}

@@ -41,7 +41,10 @@ def _weeks_field(label: str) -> forms.DecimalField:
             "max_value": _("Högst 520 veckor (10 år)."),
             "invalid": _("Ange antal veckor som ett tal, t.ex. 6 eller 2,5."),
         },
-        widget=forms.NumberInput(attrs={"step": "0.5", "min": "0", "inputmode": "decimal"}),
+        # A text box, not type=number: browsers with an English locale silently turn a
+        # typed "2,5" into 25 in a number box. Swedish "2,5" and "2.5" are both accepted.
+        localize=True,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
 
 
@@ -114,6 +117,16 @@ class TriageForm(forms.Form):
         self.helper.form_tag = False
         self.helper.disable_csrf = True
         self.helper.layout = Layout(
+            # Emergency signs first: they decide before anything else does.
+            Div(
+                HTML(
+                    '<p class="small text-danger mb-1">'
+                    + str(_("Ett akut tecken eskalerar alltid remissen."))
+                    + "</p>"
+                ),
+                "emergency_signs",
+                css_class="border border-danger rounded px-2 pt-2 mb-3",
+            ),
             Div(
                 Div(Field("pain_weeks", autofocus=True), css_class="col-sm-6"),
                 Div("trauma", "mri_contraindicated", css_class="col-sm-6 pt-sm-4"),
@@ -130,15 +143,6 @@ class TriageForm(forms.Form):
                     css_class="row",
                 ),
                 css_class="border rounded px-2 pt-2 mb-3",
-            ),
-            Div(
-                HTML(
-                    '<p class="small text-danger mb-1">'
-                    + str(_("Ett akut tecken eskalerar alltid remissen."))
-                    + "</p>"
-                ),
-                "emergency_signs",
-                css_class="border border-danger rounded px-2 pt-2 mb-3",
             ),
             "version",
             "guideline",

@@ -159,6 +159,10 @@ class GuidelineVersion(models.Model):
             errors["young_patient_age"] = _(
                 "Åldern för ung patient kan inte vara högre än åldern för äldre patient."
             )
+        for name in ("priority_red_weeks", "priority_other_weeks"):
+            # An examination always has a priority time: 0 would block every acceptance.
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                errors[name] = _("Priotiden måste vara minst 1 vecka.")
         if errors:
             raise ValidationError(errors)
 
@@ -227,7 +231,38 @@ class Referral(models.Model):
                 fields=["source", "order_number"], name="one_referral_per_source_order"
             )
         ]
-        indexes = [models.Index(fields=["status", "received_at"], name="worklist_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="worklist_idx"),
+            # The worklist's rows in display order (emergencies first, then oldest first;
+            # selectors.worklist_page) for the default list of referrals waiting for
+            # triage: page 1 reads 25 index entries instead of sorting every waiting one.
+            models.Index(
+                models.Case(models.When(status="escalated", then=0), default=1),
+                "received_at",
+                "id",
+                name="worklist_waiting_order_idx",
+                condition=Q(status__in=["escalated", "new", "in_triage"]),
+            ),
+            # The same order within one examination (the worklist's "Undersökning" filter,
+            # any status); status is carried in the index so that the per-status counts of
+            # that filter are an index-only scan instead of a scan of the table.
+            models.Index(
+                "requested",
+                models.Case(models.When(status="escalated", then=0), default=1),
+                "received_at",
+                "id",
+                "status",
+                name="worklist_requested_idx",
+            ),
+            # The per-status counts of the worklist under the examination filter (GROUP BY
+            # status WHERE requested = %s): an index-only scan of two short columns, and a
+            # bounded one for each status when the counts are capped.
+            models.Index(fields=["requested", "status"], name="referral_requested_status_idx"),
+            # The auditor's filter by order number (audit.HistoryKind.filtered: every
+            # history table is filtered on referral id IN (SELECT id … WHERE order_number =
+            # %s)); the unique (source, order_number) index cannot serve it without source.
+            models.Index(fields=["order_number"], name="referral_order_number_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}/{self.order_number}"
@@ -487,6 +522,10 @@ class AccessLog(models.Model):
         indexes = [
             models.Index(fields=["patient", "at"], name="accesslog_patient_idx"),
             models.Index(fields=["user", "at"], name="accesslog_user_idx"),
+            # The per-referral record's access log, newest first and capped
+            # (audit.referral_record): read in index order instead of every row of the
+            # referral sorted, however often the referral has been looked at.
+            models.Index(fields=["referral", "at"], name="accesslog_referral_idx"),
         ]
 
     def __str__(self) -> str:

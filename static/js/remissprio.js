@@ -3,12 +3,25 @@ document.addEventListener("change", (event) => {
   if (event.target.matches(".js-autosubmit")) event.target.form.submit();
 });
 
-// Choosing another reply template reloads the draft from that template.
+// Choosing another reply template reloads the draft from that template; edited text is
+// only thrown away after the radiologist confirms.
+document.addEventListener("input", (event) => {
+  if (event.target.id === "id_text") event.target.dataset.edited = "1";
+});
+document.addEventListener("focusin", (event) => {
+  const select = event.target.closest(".js-template-select");
+  if (select) select.dataset.previous = select.value;
+});
 document.addEventListener("change", (event) => {
   const select = event.target.closest(".js-template-select");
   if (!select) return;
+  const text = document.getElementById("id_text");
+  if (text && text.dataset.edited && !window.confirm(select.dataset.confirm)) {
+    select.value = select.dataset.previous || "";
+    return;
+  }
   const url = new URL(select.dataset.url, window.location.href);
-  if (select.value) url.searchParams.set("mall", select.value);
+  url.searchParams.set("mall", select.value || "0");  // 0: free text, an empty box
   window.location.assign(url);
 });
 

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -119,8 +120,16 @@ def _page(
 def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
     referral = _referral(pk)
     if request.method == "GET":
-        if referral.status == Referral.Status.NEW:
-            referral = _referral(services.referral_open(referral=referral, user=request.user).pk)
+        # Reading a referral does not claim it ("Ta nästa" and deciding do); a radiologist
+        # sees when a colleague has it.
+        if referral.assigned_to_id not in (None, request.user.pk) and referral.status == (
+            Referral.Status.IN_TRIAGE
+        ):
+            messages.warning(
+                request,
+                _("%(name)s bedömer den här remissen just nu.")
+                % {"name": referral.assigned_to.get_full_name() or referral.assigned_to},
+            )
         return _page(request, referral)
 
     form = TriageForm(
@@ -163,6 +172,14 @@ def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         _("Beslut sparat: %(action)s.") % {"action": assessment.get_action_display()},
     )
+    referral.refresh_from_db(fields=["due_date"])
+    if referral.due_date and referral.due_date < timezone.localdate():
+        # The priority counts from the day the referral arrived, which can already be past.
+        messages.warning(
+            request,
+            _("Senast-datumet %(due)s har redan passerat: boka snarast.")
+            % {"due": referral.due_date.isoformat()},
+        )
     return redirect("triage:reply", pk=referral.pk)
 
 

@@ -87,7 +87,9 @@ def reply_edit(request: HttpRequest, pk: int) -> HttpResponse:
             chosen = ReplyTemplate.objects.filter(
                 pk=_int(request.GET["mall"]), is_active=True
             ).first()
-        if reply is not None and chosen is None:
+        if request.GET.get("mall") == "0":
+            template, text = None, ""  # "Ingen mall (fritext)"
+        elif reply is not None and chosen is None:
             template, text = reply.template, reply.text
         else:
             template, text = _draft(referral, assessment, chosen)
