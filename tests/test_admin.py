@@ -158,7 +158,8 @@ def test_borderline_bound_above_red_flag_bound_is_refused(head_client):
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("older_patient_age", 5), ("recent_imaging_months", 0)]
+    ("field", "value"),
+    [("older_patient_age", 5), ("recent_imaging_months", 0), ("priority_red_weeks", 0)],
 )
 def test_parameter_out_of_range_is_refused(head_client, field, value):
     head_client.post(reverse("admin:triage_guidelineversion_copy"))
