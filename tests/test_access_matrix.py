@@ -82,6 +82,7 @@ GET_MATRIX: dict[str, dict[str, object]] = {
     "triage:information_received": POST_ONLY,
     "triage:release": POST_ONLY,
     "triage:reopen": POST_ONLY,
+    "triage:emergency_handled": POST_ONLY,
     "triage:reply": RADIOLOGIST_PAGE,
     "triage:reply_print": RADIOLOGIST_PAGE,
     # The admin's own pages.
@@ -116,6 +117,10 @@ POST_MATRIX: dict[str, dict[str, object]] = {
     # "other" was just claimed by take_next above, so it can be handed back.
     "triage:release": {**only({"anonymous": LOGIN}, 403), "radiologist": ("to", "triage:worklist")},
     "triage:reopen": {**only({"anonymous": LOGIN}, 403), "radiologist": ("to", "triage:referral")},
+    "triage:emergency_handled": {
+        **only({"anonymous": LOGIN}, 403),
+        "radiologist": ("to", "triage:referral"),
+    },
 }
 
 # Admin model pages: which views a department head and a superuser may open (others: 403;

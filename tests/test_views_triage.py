@@ -653,3 +653,28 @@ def test_free_text_choice_gives_an_empty_reply(client, radiologist, referral):
     _decide(client, referral)
     response = client.get(reverse("triage:reply", args=[referral.pk]), {"mall": "0"})
     assert response.context["form"].initial == {"template": None, "text": ""}
+
+
+def test_escalated_referral_is_closed_as_handled_today_with_a_note(client, radiologist, referral):
+    client.force_login(radiologist)
+    hidden = _open(client, referral)
+    client.post(
+        reverse("triage:referral", args=[referral.pk]),
+        {
+            **hidden,
+            "pain_weeks": "1",
+            "emergency_signs": ["cauda_equina"],
+            "shown": "escalate:0",
+            "accept": "1",
+        },
+    )
+    url = reverse("triage:emergency_handled", args=[referral.pk])
+
+    refused = client.post(url, {"note": " "}, follow=True)
+    client.post(url, {"note": "Remittent uppringd 10.15, akut MR kl 13."})
+
+    referral.refresh_from_db()
+    assert "Skriv vad som ordnats" in refused.content.decode()
+    assert referral.status == Referral.Status.DECIDED
+    assert referral.due_date == timezone.localdate()
+    assert referral.history.first().history_change_reason.startswith("Akut handlagd: Remittent")

@@ -223,6 +223,28 @@ def referral_open(*, referral: Referral, user: AbstractBaseUser) -> Referral:
     return locked
 
 
+def referral_emergency_handled(
+    *, referral: Referral, note: str, user: AbstractBaseUser, expected_version: int | None = None
+) -> Referral:
+    """Close an escalated referral: the referrer was reached and the examination is today."""
+    note = note.strip()
+    if not note:
+        raise ServiceError(
+            _("Skriv vad som ordnats (t.ex. vem som kontaktades och vilken undersökning)."),
+            field="note",
+        )
+    with transaction.atomic():
+        locked = Referral.objects.select_for_update().get(pk=referral.pk)
+        _check_version(locked, expected_version)
+        if locked.status != Referral.Status.ESCALATED:
+            raise ServiceError(_("Remissen är inte eskalerad."))
+        _transition(locked, Referral.Status.DECIDED)
+        locked.due_date = timezone.localdate()
+        locked.assigned_to = user
+        _save(locked, user=user, reason=_("Akut handlagd: %(note)s") % {"note": note})
+    return locked
+
+
 def referral_request_information(
     *,
     referral: Referral,

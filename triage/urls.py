@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("remiss/<int:pk>/lamna-tillbaka/", referral.release, name="release"),
     path("remiss/<int:pk>/oppna-igen/", referral.reopen, name="reopen"),
+    path("remiss/<int:pk>/akut-handlagd/", referral.emergency_handled, name="emergency_handled"),
     path("remiss/<int:pk>/svar/", replies.reply_edit, name="reply"),
     path("remiss/<int:pk>/svar/<int:reply_pk>/utskrift/", replies.reply_print, name="reply_print"),
 ]

@@ -330,3 +330,21 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
+
+
+@require_POST
+@role_required(Role.RADIOLOGIST)
+def emergency_handled(request: HttpRequest, pk: int) -> HttpResponse:
+    referral = _referral(pk)
+    try:
+        services.referral_emergency_handled(
+            referral=referral,
+            note=request.POST.get("note", "")[:2000],
+            user=request.user,
+            expected_version=_int(request.POST.get("version")),
+        )
+    except services.ServiceError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, _("Den akuta remissen är markerad som handlagd i dag."))
+    return redirect("triage:referral", pk=pk)
