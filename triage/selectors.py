@@ -163,8 +163,9 @@ def _reply_values(
         "tidigare_plats": earlier.location if earlier else "",
         "fynd": earlier.finding if earlier else "",
         "forslag": rules.SUGGESTIONS.get(suggest or "", ""),
-        "atgard": EXAMINATION_PHRASES.get(action or "", "")
-        if action in ("mri", "ct", "xray")
+        # An emergency is examined with MRI the same day; a return books nothing.
+        "atgard": EXAMINATION_PHRASES["mri" if action == "escalate" else action]
+        if action in ("mri", "ct", "xray", "escalate")
         else "",
         "prioritet": _("%(weeks)s veckor") % {"weeks": priority_weeks} if priority_weeks else "",
         "saknas": missing,

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from triage import personnummer, rules, services
 from triage.demo_content import DEMO_REFERRALS
-from triage.models import Flag, Patient, Referral
+from triage.importers.intake import sender_register
+from triage.models import Flag, Patient, Referral, Sender
 from triage.permissions import Role
 from triage.selectors import AssessmentInput, build_facts, draft_reply
 
@@ -37,6 +38,9 @@ class Command(BaseCommand):
             raise CommandError("Demodata läggs bara in med DEBUG=1 (aldrig i produktion).")
         users = self._users()
         importer = self._import_user()
+        if not Sender.objects.filter(name=DEMO_SOURCE).exists():
+            # So that import_referrals --source demo-ris and the API can be tried at once.
+            sender_register(name=DEMO_SOURCE, user=users["chef"], reason="Demodata")
         today = timezone.localdate()
         numbers = _NumberPicker(today)
         created = 0
