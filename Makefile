@@ -45,3 +45,10 @@ lint: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# Performance at hospital scale (bench/README.md): 100,000 generated referrals on the local
+# PostgreSQL (as `make serve`), each figure a ratio against a baseline timed in the same run.
+# Not part of `make test`. BENCH_ARGS passes options, e.g. BENCH_ARGS="--skip-intake".
+.PHONY: bench
+bench: $(VENV)/.dev
+	$(PY) bench/run.py $(BENCH_ARGS)

@@ -150,6 +150,34 @@ def test_worklist_counts_per_status(client, radiologist, referral):
     assert counts["new"] == 0
 
 
+def test_worklist_counts_stop_at_the_cap_and_paging_still_works(client, radiologist, monkeypatch):
+    # At hospital scale the counts stop at COUNT_CAP + 1 (1,000 in production), so that a
+    # view of the list never counts every decided referral; a small cap shows the same.
+    monkeypatch.setattr("triage.selectors.COUNT_CAP", 3)
+    _many_referrals(30)
+    client.force_login(radiologist)
+
+    first = client.get(reverse("triage:worklist"))
+    second = client.get(reverse("triage:worklist"), {"page": "2"})
+
+    page = first.context["page"]
+    assert page.capped and page.counts["new"] == 4
+    assert page.number == 1 and page.has_next and not page.has_previous
+    assert "3+" in first.content.decode() and "Sida 1</span>" in first.content.decode()
+    assert len(second.context["page"].rows) == 5 and not second.context["page"].has_next
+    first_ids = {row.pk for row in page.rows}
+    assert first_ids.isdisjoint(row.pk for row in second.context["page"].rows)
+
+
+def test_worklist_counts_below_the_cap_are_exact(client, radiologist):
+    _many_referrals(30)
+    client.force_login(radiologist)
+
+    page = client.get(reverse("triage:worklist"), {"page": "2"}).context["page"]
+
+    assert not page.capped and page.total == 30 and page.num_pages == 2 and page.number == 2
+
+
 @pytest.mark.parametrize("size", [1, 40])
 def test_worklist_query_count_does_not_grow(
     client, radiologist, django_assert_max_num_queries, size

@@ -6,6 +6,13 @@ actions) says which tables count as which kind of object, how a row names its ob
 which referral and patient it belongs to and how its values are shown. The timeline merges
 the registered tables newest first with a UNION, so that a page costs the same few queries
 whether the history holds ten rows or ten million.
+
+What changed in a row is its difference from the version before (its predecessor). The
+predecessors of a page's rows are found in one query (a window over the versions of the
+objects on the page, returning only the predecessors) and fetched with the page's rows by
+history id, rather than looked up per row: a per-row "newest earlier version of this
+object" subquery reads every version of the object for every row, which for an object
+with 10,000 versions made one page take seconds.
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.admin.models import ADDITION, DELETION, LogEntry
+from django.contrib.auth.models import User
 from django.db import connection, models
-from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Cast, Coalesce, JSONObject
+from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models.functions import Cast, Coalesce, JSONObject, Lead
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.functional import Promise
+from django.utils.functional import Promise, cached_property
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from triage import rules
 from triage.models import (
@@ -43,6 +51,7 @@ from triage.models import (
     Reply,
     ReplyTemplate,
 )
+from triage.selectors import SubqueryCount
 
 # --- Filters ------------------------------------------------------------------------------
 
@@ -145,9 +154,9 @@ DETAIL_COLUMNS = (
     "t_pname",
     "t_pnumber",
     "t_data",
-    "t_prev_hid",
-    "t_prev",
 )
+# The kind of the rows in the detail query that carry a decision's flags (see _flag_branch).
+FLAG_ROWS = "flags"
 
 
 def _null(output_field: models.Field) -> Cast:
@@ -215,7 +224,15 @@ class HistoryKind:
                 **{f"{self.patient_prefix}name__iregex": re.escape(filters.patient_name)}
             )
         if filters.order_number:
-            qs = qs.filter(**{f"{self.referral_prefix}order_number": filters.order_number})
+            # By the referral's id: an index lookup in every historical table (the order
+            # number of a historical referral row is not indexed, the referral's is).
+            qs = qs.filter(
+                **{
+                    f"{self.referral_prefix}id__in": Referral.objects.filter(
+                        order_number=filters.order_number
+                    ).values("id")
+                }
+            )
         return qs
 
     def page_branch(self, filters: TimelineFilters, after: Cursor | None) -> QuerySet | None:
@@ -240,10 +257,17 @@ class HistoryKind:
             t_kind=Value(self.code), t_hid=F(self.id_field), t_at=F(self.time_field)
         )
 
+    def versions_branch(self, history_ids: Iterable[int]) -> QuerySet | None:
+        """(kind, history id of the predecessor, history id of the row it precedes) for
+        these rows, or None if this kind has no versions to compare."""
+        return None
+
     def detail_branch(self, history_ids: Iterable[int]) -> QuerySet:
         raise NotImplementedError
 
-    def entry(self, row: dict, flags: dict[int, dict[int, tuple[str, str]]]) -> TimelineEntry:
+    def entry(
+        self, row: dict, previous: dict | None, flags: dict[int, dict[int, tuple[str, str]]]
+    ) -> TimelineEntry:
         raise NotImplementedError
 
     def _base_entry(self, row: dict, *, event: str, object_label: str) -> TimelineEntry:
@@ -301,14 +325,22 @@ class TrackedModelKind(HistoryKind):
         self.formatters = formatters or {}
         self.why = why
         self.has_flags = has_flags
+        self._labels_by_language: dict[str, dict[str, str]] = {}
 
     def source(self) -> QuerySet:
         return self.history_model.objects.all()
 
-    @property
+    @cached_property
     def fields(self) -> list[models.Field]:
         names = [f.name for f in self.history_model.tracked_fields]
         return [self.history_model._meta.get_field(name) for name in names]
+
+    def _labels(self) -> dict[str, str]:
+        """Field name → verbose name in the active language (built once per language)."""
+        language = get_language()
+        if language not in self._labels_by_language:
+            self._labels_by_language[language] = {f.name: str(f.verbose_name) for f in self.fields}
+        return self._labels_by_language[language]
 
     def _json(self) -> JSONObject:
         values: dict[str, Any] = {f.attname: F(f.attname) for f in self.fields}
@@ -319,23 +351,38 @@ class TrackedModelKind(HistoryKind):
         )
         return JSONObject(**values)
 
-    def _predecessor(self) -> QuerySet:
+    def versions_branch(self, history_ids: Iterable[int]) -> QuerySet:
         # The version before, in the order simple-history's prev_record uses (time), with
-        # the history id breaking ties between rows written in the same microsecond.
-        earlier = Q(history_date__lt=OuterRef("history_date")) | Q(
-            history_date=OuterRef("history_date"), history_id__lt=OuterRef("history_id")
-        )
+        # the history id breaking ties: the rows whose next version (LEAD over every version
+        # of the object) is one of these rows. Django filters on the window function after
+        # computing it (an outer query), so every version counts but only the predecessors
+        # leave the database.
+        ids = list(history_ids)
+        key = self.predecessor_key
+        objects = self.history_model.objects.filter(history_id__in=ids).values(key)
         return (
-            self.history_model.objects.filter(earlier)
-            .filter(**{self.predecessor_key: OuterRef(self.predecessor_key)})
-            .order_by("-history_date", "-history_id")
+            self.history_model.objects.filter(**{f"{key}__in": objects})
+            .annotate(
+                t_next=Window(
+                    Lead("history_id"),
+                    partition_by=[F(key)],
+                    order_by=[F("history_date").asc(), F("history_id").asc()],
+                )
+            )
+            .filter(t_next__in=ids)
+            .order_by()
+            .values(t_kind=Value(self.code), t_hid=F("history_id"), t_before=F("t_next"))
         )
 
     def detail_branch(self, history_ids: Iterable[int]) -> QuerySet:
-        predecessor = self._predecessor()
+        return self.detail_values(
+            self.history_model.objects.filter(history_id__in=list(history_ids)).order_by()
+        )
+
+    def detail_values(self, rows: QuerySet, **extra: Any) -> QuerySet:
+        """These rows in the shape of the detail UNION (DETAIL_COLUMNS, then `extra`)."""
         text, integer = models.CharField(), models.BigIntegerField()
         ref, pat = self.referral_prefix, self.patient_prefix
-        rows = self.history_model.objects.filter(history_id__in=list(history_ids)).order_by()
         return rows.values(
             t_kind=Value(self.code),
             t_hid=F("history_id"),
@@ -352,11 +399,18 @@ class TrackedModelKind(HistoryKind):
             t_pname=F(f"{pat}name") if pat is not None else _null(text),
             t_pnumber=F(f"{pat}personal_number") if pat is not None else _null(text),
             t_data=self._json(),
-            t_prev_hid=Subquery(predecessor.values("history_id")[:1]),
-            t_prev=Subquery(predecessor.values(j=self._json())[:1]),
+            **extra,
         )
 
     # -- values --------------------------------------------------------------------------
+
+    def _decoded(self, row: dict) -> tuple[dict, models.Model]:
+        """A detail row's values and instance, made once per row: on a page of one
+        object's versions, each row is also the predecessor of the entry before it."""
+        if "_decoded" not in row:
+            data = _decode_json(row["t_data"]) or {}
+            row["_decoded"] = (data, self.instance(data))
+        return row["_decoded"]
 
     def instance(self, data: dict) -> models.Model:
         """A historical model instance (unsaved) from the JSON the query built."""
@@ -377,7 +431,7 @@ class TrackedModelKind(HistoryKind):
     def changes(
         self, new: models.Model, new_data: dict, old: models.Model | None, old_data: dict
     ) -> list[FieldChange]:
-        labels = {f.name: str(f.verbose_name) for f in self.fields}
+        labels = self._labels()
         if old is None:
             # A first version: everything it was created with counts as the change.
             return [
@@ -403,11 +457,11 @@ class TrackedModelKind(HistoryKind):
             for change in delta.changes
         ]
 
-    def entry(self, row: dict, flags: dict[int, dict[int, tuple[str, str]]]) -> TimelineEntry:
-        data = _decode_json(row["t_data"]) or {}
-        prev_data = _decode_json(row["t_prev"]) or {}
-        new = self.instance(data)
-        old = self.instance(prev_data) if row["t_prev_hid"] else None
+    def entry(
+        self, row: dict, previous: dict | None, flags: dict[int, dict[int, tuple[str, str]]]
+    ) -> TimelineEntry:
+        data, new = self._decoded(row)
+        prev_data, old = self._decoded(previous) if previous is not None else ({}, None)
         entry = self._base_entry(
             row,
             event=str(HISTORY_TYPES.get(row["t_type"], row["t_type"])),
@@ -417,7 +471,7 @@ class TrackedModelKind(HistoryKind):
         if self.has_flags:
             entry.flag_changes = flag_changes(
                 flags.get(row["t_hid"], {}),
-                flags.get(row["t_prev_hid"], {}) if row["t_prev_hid"] else {},
+                flags.get(previous["t_hid"], {}) if previous is not None else {},
             )
         if self.why:
             entry.override_reason = self.why(data)
@@ -465,12 +519,12 @@ class AdminUserKind(HistoryKind):
                     action_flag=F("action_flag"),
                     change_message=F("change_message"),
                 ),
-                t_prev_hid=_null(integer),
-                t_prev=_null(models.JSONField()),
             )
         )
 
-    def entry(self, row: dict, flags: dict[int, dict[int, tuple[str, str]]]) -> TimelineEntry:
+    def entry(
+        self, row: dict, previous: dict | None, flags: dict[int, dict[int, tuple[str, str]]]
+    ) -> TimelineEntry:
         data = _decode_json(row["t_data"]) or {}
         flag = data.get("action_flag")
         event = {ADDITION: "+", DELETION: "-"}.get(flag, "~")
@@ -685,33 +739,73 @@ registry.register(AdminUserKind())
 # --- Flags of decisions, with the labels of their time --------------------------------------
 
 
-def flags_by_version(history_ids: Iterable[int]) -> dict[int, dict[int, tuple[str, str]]]:
-    """For each HistoricalAssessment id: {flag id: (code, label as it was then)}, one query."""
-    ids = [hid for hid in set(history_ids) if hid]
-    if not ids:
-        return {}
+def _flag_rows(history_ids: Iterable[int] | QuerySet) -> tuple[QuerySet, dict[str, Any]]:
+    """The flag links of these HistoricalAssessment rows (ids, or a subquery of them) and
+    the expressions of their history id, flag id, code and label as it was when the
+    decision was recorded."""
     through = apps.get_model("triage", "HistoricalAssessment_flags")
     flag_history = Flag.history.model.objects.filter(id=OuterRef("flag_id")).order_by(
         "-history_date", "-history_id"
     )
     then = flag_history.filter(history_date__lte=OuterRef("history__history_date"))
-    rows = through.objects.filter(history_id__in=ids).values(
-        "history_id",
-        "flag_id",
-        code=Coalesce(F("flag__code"), Subquery(flag_history.values("code")[:1])),
+    values = {
+        "history_id": F("history_id"),
+        "flag_id": F("flag_id"),
+        "code": Coalesce(F("flag__code"), Subquery(flag_history.values("code")[:1])),
         # The label the radiologist saw; a flag without an older version (never edited
         # since it was loaded) shows its current label.
-        label=Coalesce(
+        "label": Coalesce(
             Subquery(then.values("label")[:1]),
             F("flag__label"),
             Subquery(flag_history.values("label")[:1]),
         ),
-    )
+    }
+    if not isinstance(history_ids, QuerySet):
+        history_ids = [hid for hid in set(history_ids) if hid]
+    rows = through.objects.filter(history_id__in=history_ids)
+    return rows.order_by(), values
+
+
+def _add_flag(result: dict[int, dict[int, tuple[str, str]]], row: dict) -> None:
+    code = row["code"] or f"#{row['flag_id']}"
+    result[row["history_id"]][row["flag_id"]] = (code, row["label"] or code)
+
+
+def flags_by_version(history_ids: Iterable[int]) -> dict[int, dict[int, tuple[str, str]]]:
+    """For each HistoricalAssessment id: {flag id: (code, label as it was then)}, one query."""
+    rows, values = _flag_rows(history_ids)
     result: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
-    for row in rows:
-        code = row["code"] or f"#{row['flag_id']}"
-        result[row["history_id"]][row["flag_id"]] = (code, row["label"] or code)
+    # Prefixed names: an annotation may not be called like a field of the model.
+    for row in rows.values(**{f"f_{name}": value for name, value in values.items()}):
+        _add_flag(result, {name[2:]: value for name, value in row.items()})
     return result
+
+
+def _flag_branch(history_ids: Iterable[int]) -> QuerySet:
+    """The flags of these decisions as rows of the detail UNION (kind FLAG_ROWS; the values
+    travel in t_data), so that a page of the timeline needs no query of its own for them."""
+    return _flag_branch_values(*_flag_rows(history_ids))
+
+
+def _flag_branch_values(rows: QuerySet, values: dict[str, Any]) -> QuerySet:
+    text, integer = models.CharField(), models.BigIntegerField()
+    return rows.values(
+        t_kind=Value(FLAG_ROWS),
+        t_hid=F("m2m_history_id"),
+        t_at=_null(models.DateTimeField()),
+        t_type=_null(text),
+        t_reason=_null(text),
+        t_username=_null(text),
+        t_first=_null(text),
+        t_last=_null(text),
+        t_referral=_null(integer),
+        t_source=_null(text),
+        t_order=_null(text),
+        t_patient=_null(integer),
+        t_pname=_null(text),
+        t_pnumber=_null(text),
+        t_data=JSONObject(**values),
+    )
 
 
 def flag_changes(
@@ -757,28 +851,65 @@ def _page_keys(
     return list(merged.order_by("-t_at", "t_kind", "-t_hid")[offset : offset + limit])
 
 
-def _entries(keys: list[dict]) -> list[TimelineEntry]:
-    """The full rows of these keys with their predecessors: one UNION query, one for flags."""
-    if not keys:
-        return []
+def _union(branches: list[QuerySet]) -> QuerySet:
+    return branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+
+
+def _predecessors(keys: list[dict]) -> dict[tuple[str, int], int]:
+    """(kind, history id) → the history id of the version before it: one UNION query that
+    returns only the predecessors, however many versions the objects have."""
     by_kind: dict[str, list[int]] = defaultdict(list)
     for key in keys:
         by_kind[key["t_kind"]].append(key["t_hid"])
-    branches = [registry.get(code).detail_branch(ids) for code, ids in by_kind.items()]
-    merged = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
-    rows = {(row["t_kind"], row["t_hid"]): row for row in merged}
+    branches = [
+        branch
+        for code, ids in by_kind.items()
+        if (branch := registry.get(code).versions_branch(ids)) is not None
+    ]
+    if not branches:
+        return {}
+    return {(row["t_kind"], row["t_before"]): row["t_hid"] for row in _union(branches)}
+
+
+def _entries(keys: list[dict]) -> list[TimelineEntry]:
+    """The full rows of these keys with their predecessors and the decisions' flags: one
+    query for the predecessors' ids, one UNION for all the rows and flags."""
+    if not keys:
+        return []
+    previous = _predecessors(keys)
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for key in keys:
+        wanted[key["t_kind"]].add(key["t_hid"])
+    for (code, _hid), before in previous.items():
+        wanted[code].add(before)
+    branches = [registry.get(code).detail_branch(ids) for code, ids in wanted.items()]
     flag_ids = [
         hid
-        for row in rows.values()
-        if getattr(registry.get(row["t_kind"]), "has_flags", False)
-        for hid in (row["t_hid"], row["t_prev_hid"])
+        for code, ids in wanted.items()
+        if getattr(registry.get(code), "has_flags", False)
+        for hid in ids
     ]
-    flags = flags_by_version(flag_ids)
-    return [
-        registry.get(key["t_kind"]).entry(rows[key["t_kind"], key["t_hid"]], flags)
-        for key in keys
-        if (key["t_kind"], key["t_hid"]) in rows
-    ]
+    if flag_ids:
+        branches.append(_flag_branch(flag_ids))
+    rows: dict[tuple[str, int], dict] = {}
+    flags: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
+    for row in _union(branches):
+        if row["t_kind"] == FLAG_ROWS:
+            _add_flag(flags, _decode_json(row["t_data"]))
+        else:
+            rows[row["t_kind"], row["t_hid"]] = row
+    entries = []
+    for key in keys:
+        row = rows.get((key["t_kind"], key["t_hid"]))
+        if row is None:
+            continue
+        before = previous.get((key["t_kind"], key["t_hid"]))
+        entries.append(
+            registry.get(key["t_kind"]).entry(
+                row, rows.get((key["t_kind"], before)) if before else None, flags
+            )
+        )
+    return entries
 
 
 def timeline_page(filters: TimelineFilters, *, page: int = 1, per_page: int = 50) -> TimelinePage:
@@ -825,40 +956,40 @@ class Version:
 
 
 def _versions(
-    kind: TrackedModelKind, rows: list[models.Model], *, key: Callable[[Any], Any]
+    kind: TrackedModelKind, rows: list[dict], *, key: Callable[[models.Model], Any]
 ) -> list[Version]:
     """Each row diffed against the previous row with the same key (rows oldest first)."""
-    last: dict[Any, models.Model] = {}
+    last: dict[Any, tuple[models.Model, dict]] = {}
     versions = []
     for row in rows:
-        previous = last.get(key(row))
-        data = _related_labels_of(kind, row)
-        old_data = _related_labels_of(kind, previous) if previous is not None else {}
+        instance, data = row["instance"], row["data"]
+        previous, old_data = last.get(key(instance), (None, {}))
         versions.append(
             Version(
-                row=row,
-                changes=kind.changes(row, data, previous, old_data),
-                event=str(HISTORY_TYPES.get(row.history_type, row.history_type)),
+                row=instance,
+                changes=kind.changes(instance, data, previous, old_data),
+                event=str(HISTORY_TYPES.get(instance.history_type, instance.history_type)),
                 has_previous=previous is not None,
-                user_display=_user_display(
-                    getattr(row.history_user, "username", None),
-                    getattr(row.history_user, "first_name", None),
-                    getattr(row.history_user, "last_name", None),
-                ),
+                user_display=_user_display(row["t_username"], row["t_first"], row["t_last"]),
             )
         )
-        last[key(row)] = row
+        last[key(instance)] = (instance, data)
     return versions
 
 
-def _related_labels_of(kind: TrackedModelKind, row: models.Model) -> dict:
-    labels = {}
-    for attname, path in kind.related_labels.items():
-        value: Any = row
-        for part in path.split("__"):
-            value = getattr(value, part, None) if value is not None else None
-        labels[f"{attname}__label"] = value
-    return labels
+def _historical(model: type[models.Model], data: dict) -> models.Model:
+    """An unsaved instance of a historical model from a JSON object of its columns."""
+    return model(
+        **{
+            f.attname: _from_json(f, data.get(f.attname))
+            for f in model._meta.concrete_fields
+            if f.attname in data
+        }
+    )
+
+
+def _json_of(model: type[models.Model]) -> JSONObject:
+    return JSONObject(**{f.attname: F(f.attname) for f in model._meta.concrete_fields})
 
 
 @dataclass(slots=True)
@@ -870,13 +1001,104 @@ class ReferralRecord:
     prior_imaging: list[PriorImaging]
     access_log: list[AccessLog]
     access_log_truncated: bool
+    # Per kind ("referral", "decision", "reply"): versions older than those shown.
+    hidden_versions: dict[str, int]
 
 
 ACCESS_LOG_ON_RECORD = 500
+# Versions of each kind (referral, decisions, replies) on the record, newest first kept. A
+# referral rarely has more; one that has (a reply saved ten thousand times) shows its
+# newest versions and says how many more the timeline holds, so the page stays readable
+# and costs the same however long the story is.
+RECORD_VERSIONS = 20
+
+
+def _record_rows(referral: Referral) -> tuple[dict[str, list[dict]], dict]:
+    """Every version of the referral, its decisions and its replies, with the guideline
+    version of each decision's time, the template version of each reply and the flags of
+    each decision: one UNION query (the timeline's row shape plus t_extra)."""
+    guideline_history = GuidelineVersion.history.model
+    guideline = guideline_history.objects.filter(id=OuterRef("guideline_version_id"))
+    # The guideline as it was when the decision was recorded; a guideline loaded without a
+    # history row of its own time shows its oldest known version.
+    guideline_then = Coalesce(
+        Subquery(
+            guideline.filter(history_date__lte=OuterRef("history_date"))
+            .order_by("-history_date", "-history_id")
+            .values(j=_json_of(guideline_history))[:1]
+        ),
+        Subquery(
+            guideline.order_by("history_date", "history_id").values(j=_json_of(guideline_history))[
+                :1
+            ]
+        ),
+    )
+    template_history = ReplyTemplate.history.model
+    template_version = Subquery(
+        template_history.objects.filter(history_id=OuterRef("template_history_id")).values(
+            j=_json_of(template_history)
+        )[:1]
+    )
+    extra = {
+        "referral": _null(models.JSONField()),
+        "decision": JSONObject(
+            guideline=guideline_then,
+            guideline_label=F("guideline_version__label"),
+            decider_username=F("decided_by__username"),
+            decider_first=F("decided_by__first_name"),
+            decider_last=F("decided_by__last_name"),
+        ),
+        "reply": JSONObject(template=template_version),
+    }
+    branches = []
+    newest: dict[str, QuerySet] = {}
+    for code, t_extra in extra.items():
+        kind = registry.get(code)
+        assert isinstance(kind, TrackedModelKind)
+        versions = kind.history_model.objects.filter(**{f"{kind.referral_prefix}id": referral.pk})
+        # The newest RECORD_VERSIONS and the one before them, whose only use is as the
+        # predecessor that the oldest shown version is compared with.
+        newest[code] = versions.order_by("-history_date", "-history_id").values("history_id")[
+            : RECORD_VERSIONS + 1
+        ]
+        branches.append(
+            kind.detail_values(
+                kind.history_model.objects.filter(history_id__in=newest[code]).order_by(),
+                t_extra=t_extra,
+                t_total=SubqueryCount(versions.order_by().values("history_id")),
+            )
+        )
+    rows, values = _flag_rows(newest["decision"])
+    branches.append(
+        _flag_branch_values(rows, values).annotate(
+            t_extra=_null(models.JSONField()), t_total=_null(models.BigIntegerField())
+        )
+    )
+    by_kind: dict[str, list[dict]] = defaultdict(list)
+    flags: dict[int, dict[int, tuple[str, str]]] = defaultdict(dict)
+    for row in _union(branches):
+        if row["t_kind"] == FLAG_ROWS:
+            _add_flag(flags, _decode_json(row["t_data"]))
+            continue
+        kind = registry.get(row["t_kind"])
+        assert isinstance(kind, TrackedModelKind)
+        data = _decode_json(row["t_data"]) or {}
+        instance = kind.instance(data)
+        instance.history_id = row["t_hid"]
+        instance.history_date = row["t_at"]
+        instance.history_type = row["t_type"]
+        instance.history_change_reason = row["t_reason"]
+        by_kind[row["t_kind"]].append(
+            {**row, "instance": instance, "data": data, "extra": _decode_json(row["t_extra"])}
+        )
+    for rows_of_kind in by_kind.values():
+        rows_of_kind.sort(key=lambda row: (row["t_at"], row["t_hid"]))
+    return by_kind, flags
 
 
 def referral_record(referral: Referral) -> ReferralRecord:
-    """The whole story of one referral in a fixed number of queries (eight)."""
+    """The story of one referral (its newest RECORD_VERSIONS versions of each kind) in
+    three queries, however many versions it has."""
     referral_kind = registry.get("referral")
     decision_kind = registry.get("decision")
     reply_kind = registry.get("reply")
@@ -884,50 +1106,42 @@ def referral_record(referral: Referral) -> ReferralRecord:
     assert isinstance(decision_kind, TrackedModelKind)
     assert isinstance(reply_kind, TrackedModelKind)
 
-    referral_rows = list(
-        Referral.history.filter(id=referral.pk)
-        .select_related("history_user", "assigned_to", "patient")
-        .order_by("history_date", "history_id")
-    )
-    decision_rows = list(
-        Assessment.history.filter(referral_id=referral.pk)
-        .select_related("history_user", "decided_by", "guideline_version", "referral")
-        .order_by("history_date", "history_id")
-    )
-    reply_rows = list(
-        Reply.history.filter(referral_id=referral.pk)
-        .select_related("history_user", "author", "template", "referral")
-        .order_by("history_date", "history_id")
-    )
-
-    flags = flags_by_version(row.history_id for row in decision_rows)
-    decisions = _versions(decision_kind, decision_rows, key=lambda row: row.referral_id)
+    rows, flags = _record_rows(referral)
+    guideline_history = GuidelineVersion.history.model
+    template_history = ReplyTemplate.history.model
+    for row in rows["decision"]:
+        extra = row["extra"] or {}
+        # What the template shows of the decider and the guideline, without a query each.
+        row["instance"].decided_by = User(
+            id=row["instance"].decided_by_id,
+            username=extra.get("decider_username") or "",
+            first_name=extra.get("decider_first") or "",
+            last_name=extra.get("decider_last") or "",
+        )
+        row["instance"].guideline_version = GuidelineVersion(
+            id=row["instance"].guideline_version_id, label=extra.get("guideline_label") or ""
+        )
+    decisions = _versions(decision_kind, rows["decision"], key=lambda row: row.referral_id)
     previous_flags: dict[int, tuple[str, str]] = {}
-    # The guideline parameters as they were when each decision was made.
-    guideline_history = list(
-        GuidelineVersion.history.filter(
-            id__in={row.guideline_version_id for row in decision_rows}
-        ).order_by("history_date", "history_id")
-    )
-    for version in decisions:
+    for version, row in zip(decisions, rows["decision"], strict=True):
         current = flags.get(version.row.history_id, {})
         version.flags = sorted(current.values(), key=lambda pair: pair[1])
         version.flag_changes = flag_changes(current, previous_flags)
         previous_flags = current
-        version.guideline_then = _as_of(
-            guideline_history, version.row.guideline_version_id, version.row.history_date
-        )
+        then = _decode_json((row["extra"] or {}).get("guideline"))
+        version.guideline_then = _historical(guideline_history, then) if then else None
 
-    replies = _versions(reply_kind, reply_rows, key=lambda row: row.id)
-    template_versions = {
-        row.history_id: row
-        for row in ReplyTemplate.history.filter(
-            history_id__in={r.template_history_id for r in reply_rows if r.template_history_id}
-        )
+    replies = _versions(reply_kind, rows["reply"], key=lambda row: row.id)
+    for version, row in zip(replies, rows["reply"], strict=True):
+        used = _decode_json((row["extra"] or {}).get("template"))
+        version.template_version = _historical(template_history, used) if used else None
+
+    hidden_versions = {
+        code: (rows[code][0]["t_total"] - min(len(rows[code]), RECORD_VERSIONS))
+        if rows[code]
+        else 0
+        for code in ("referral", "decision", "reply")
     }
-    for version in replies:
-        version.template_version = template_versions.get(version.row.template_history_id)
-
     log = list(
         AccessLog.objects.filter(referral=referral)
         .select_related("user")
@@ -935,25 +1149,17 @@ def referral_record(referral: Referral) -> ReferralRecord:
     )
     return ReferralRecord(
         referral=referral,
-        referral_versions=_versions(referral_kind, referral_rows, key=lambda row: row.id),
-        decisions=decisions,
-        replies=replies,
+        # The oldest row of a kind with hidden versions only served as a predecessor.
+        referral_versions=_versions(referral_kind, rows["referral"], key=lambda row: row.id)[
+            -RECORD_VERSIONS:
+        ],
+        decisions=decisions[-RECORD_VERSIONS:],
+        replies=replies[-RECORD_VERSIONS:],
         prior_imaging=list(PriorImaging.objects.filter(patient_id=referral.patient_id)),
         access_log=log[:ACCESS_LOG_ON_RECORD],
         access_log_truncated=len(log) > ACCESS_LOG_ON_RECORD,
+        hidden_versions=hidden_versions,
     )
-
-
-def _as_of(rows: list[models.Model], object_id: int, moment: datetime) -> models.Model | None:
-    """The newest version of the object at `moment` (rows sorted oldest first)."""
-    found = None
-    for row in rows:
-        if row.id == object_id and row.history_date <= moment:
-            found = row
-    if found is None:
-        # Loaded without a history row of its own time: the oldest known version.
-        found = next((row for row in rows if row.id == object_id), None)
-    return found
 
 
 # --- The access log --------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Case, Count, Q, When
+from django.db.models import Case, IntegerField, Q, Subquery, When
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -319,10 +319,14 @@ class WorklistFilters:
 @dataclass(frozen=True, slots=True)
 class WorklistPage:
     rows: list[Referral]
+    # Per status, counted up to COUNT_CAP + 1: a value above COUNT_CAP means "more than".
     counts: dict[str, int]
     total: int
     number: int
     num_pages: int
+    # True when the total passed COUNT_CAP: num_pages then only says whether there is a
+    # next page, and the page shows "över 1 000" rather than an exact number.
+    capped: bool = False
 
     @property
     def has_previous(self) -> bool:
@@ -331,6 +335,19 @@ class WorklistPage:
     @property
     def has_next(self) -> bool:
         return self.number < self.num_pages
+
+
+# Counts above this are shown as "1 000+". Nobody pages through a thousand referrals, and an
+# exact count of every decided referral would scan all of them on every view of the list.
+COUNT_CAP = 1000
+
+
+class SubqueryCount(Subquery):
+    """(SELECT COUNT(*) FROM (<subquery>)): the number of rows of a subquery; of a sliced
+    one, at most its limit, which reads no more index entries than that."""
+
+    template = "(SELECT COUNT(*) FROM (%(subquery)s) counted)"
+    output_field = IntegerField()
 
 
 def _personnummer_candidates(text: str) -> list[str] | None:
@@ -343,10 +360,21 @@ def _personnummer_candidates(text: str) -> list[str] | None:
     return [century + digits for century in ("18", "19", "20")]
 
 
+WORKLIST_ORDER = (
+    # Emergencies first, then oldest first; worklist_waiting_order_idx and
+    # worklist_requested_idx hold exactly this order.
+    Case(When(status=Referral.Status.ESCALATED, then=0), default=1, output_field=IntegerField()),
+    "received_at",
+    "id",
+)
+
+
 def worklist_page(
     filters: WorklistFilters, *, user, today: date, page: int = 1, per_page: int = 25
 ) -> WorklistPage:
-    """One page of the worklist and the counts per status, in two queries."""
+    """One page of the worklist and the counts per status, in two queries whose cost does
+    not grow with the number of referrals: the counts stop at COUNT_CAP + 1 per status, and
+    the page's ids are found by OFFSET in the index alone before 25 rows are joined."""
     base = Referral.objects.all()
     q = filters.q.strip()
     if q:
@@ -364,7 +392,16 @@ def worklist_page(
     if filters.overdue:
         base = base.filter(overdue_q(today))
 
-    counts = dict(base.order_by().values_list("status").annotate(n=Count("id")))
+    # One query: a scalar subquery per status, each an index range scan of at most
+    # COUNT_CAP + 1 entries, selected "from" one referral row (none: there are no referrals).
+    capped_counts = {
+        f"n_{status}": SubqueryCount(
+            base.filter(status=status).order_by().values("status")[: COUNT_CAP + 1]
+        )
+        for status in Referral.Status.values
+    }
+    found = Referral.objects.order_by().values(**capped_counts)[:1]
+    counts = {name[2:]: n for row in found for name, n in row.items()}
     if filters.status == "all":
         statuses = list(Referral.Status.values)
     elif filters.status in Referral.Status.values:
@@ -372,23 +409,33 @@ def worklist_page(
     else:
         statuses = list(WAITING_STATUSES)
     total = sum(counts.get(status, 0) for status in statuses)
-    num_pages = max(1, -(-total // per_page))
-    number = min(max(1, page), num_pages)
-    rows = list(
+    capped = any(counts.get(status, 0) > COUNT_CAP for status in statuses)
+    number = max(1, page)
+    if not capped:
+        number = min(number, max(1, -(-total // per_page)))
+    # A deferred join: the page's ids (plus one, which says whether a next page exists when
+    # the total is capped) by OFFSET over the index, then only those rows joined.
+    page_ids = (
         base.filter(status__in=statuses)
-        .select_related("patient", "assigned_to")
-        .order_by(
-            Case(When(status=Referral.Status.ESCALATED, then=0), default=1),
-            "received_at",
-            "id",
-        )[(number - 1) * per_page : number * per_page]
+        .order_by(*WORKLIST_ORDER)
+        .values("pk")[(number - 1) * per_page : number * per_page + 1]
     )
+    rows = list(
+        Referral.objects.filter(pk__in=page_ids)
+        .select_related("patient", "assigned_to")
+        .order_by(*WORKLIST_ORDER)
+    )
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    # Capped: num_pages only says whether a next page exists.
+    num_pages = (number + 1 if more else number) if capped else max(1, -(-total // per_page))
     return WorklistPage(
         rows=rows,
         counts={status: counts.get(status, 0) for status in Referral.Status.values},
         total=total,
         number=number,
         num_pages=num_pages,
+        capped=capped,
     )
 
 

@@ -476,6 +476,8 @@ def _save_with_flags(assessment: Assessment, flags, *, user: AbstractBaseUser, r
         assessment.flags.set(flags)
     finally:
         del assessment.skip_history_when_saving
+    if not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
+        return  # simple-history's own switch (the benchmark's baseline), as its signals obey
     assessment._history_user = user
     assessment._change_reason = reason
     assessment_history.create_historical_record(assessment, "+")

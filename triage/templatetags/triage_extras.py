@@ -6,8 +6,9 @@ from datetime import date, datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.formats import number_format
 
-from triage import rules
+from triage import rules, selectors
 
 register = template.Library()
 
@@ -26,6 +27,14 @@ STATUS_COLOURS = {
 @register.filter
 def get_item(mapping: dict, key: str):
     return mapping.get(key, 0)
+
+
+@register.filter
+def capped_count(count: int) -> str:
+    """A worklist count, which stops counting above COUNT_CAP (selectors.worklist_page)."""
+    if count > selectors.COUNT_CAP:
+        return f"{number_format(selectors.COUNT_CAP, force_grouping=True)}+"
+    return str(count)
 
 
 @register.filter

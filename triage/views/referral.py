@@ -172,13 +172,13 @@ def referral_detail(request: HttpRequest, pk: int) -> HttpResponse:
         request,
         _("Beslut sparat: %(action)s.") % {"action": assessment.get_action_display()},
     )
-    referral.refresh_from_db(fields=["due_date"])
-    if referral.due_date and referral.due_date < timezone.localdate():
+    due_date = assessment.referral.due_date  # as the decision set it, without a re-read
+    if due_date and due_date < timezone.localdate():
         # The priority counts from the day the referral arrived, which can already be past.
         messages.warning(
             request,
             _("Senast-datumet %(due)s har redan passerat: boka snarast.")
-            % {"due": referral.due_date.isoformat()},
+            % {"due": due_date.isoformat()},
         )
     return redirect("triage:reply", pk=referral.pk)
 
