@@ -156,11 +156,6 @@ def main() -> int:
     parser.add_argument("--deep-page", type=int, default=1000)
     parser.add_argument("--intake-count", type=int, default=10_000)
     parser.add_argument("--skip-intake", action="store_true")
-    parser.add_argument(
-        "--proposals",
-        action="store_true",
-        help="patch in bench/proposals.py (changes proposed to files bench does not own)",
-    )
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -201,10 +196,6 @@ def main() -> int:
         "database": spec.database,
     }
     assert not settings.DEBUG, "the benchmark needs production settings (DEBUG off)"
-    if args.proposals:
-        from bench import proposals
-
-        production["proposals_applied"] = proposals.apply()
     log(f"production settings: {production}")
 
     plan = web.choose_plan(WORKLIST_FILTERS, args.deep_page, pool_size=40 * 2 * args.rounds + 60)
@@ -283,7 +274,6 @@ def main() -> int:
         "data": {**data, "referrals": spec.referrals, "seed": spec.seed},
         "production": production,
         "method": "in-process django.test.Client, single thread; median of per-round ratios",
-        "proposals": args.proposals,
         "rounds": args.rounds,
         "figures": rendered,
         "explain": plans,
@@ -296,7 +286,7 @@ def main() -> int:
             "light_versions": plan["light_versions"],
         },
     }
-    name = "latest-proposals.json" if args.proposals else "latest.json"
+    name = "latest.json"
     (RESULTS / name).write_text(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     log(f"written to {RESULTS / name}")
     return 0 if all(f.passed for f in figures) else 1

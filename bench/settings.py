@@ -5,9 +5,9 @@ database connections (CONN_MAX_AGE), whitenoise's manifest storage, every middle
 """
 
 from config.settings import *  # noqa: F403
-from config.settings import BASE_DIR, TEMPLATES
+from config.settings import INSTALLED_APPS
 
-# The production URLs plus the baselines (bench/urls.py); the bench templates are found
-# next to them.
+# The production URLs plus the baselines (bench/urls.py); the bench app holds the template
+# library the form-render baseline uses (bench/templatetags/plain_forms.py).
 ROOT_URLCONF = "bench.urls"
-TEMPLATES[0]["DIRS"] = [*TEMPLATES[0]["DIRS"], BASE_DIR / "bench" / "templates"]
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]

@@ -364,7 +364,7 @@ def run_figures(web: Web, plan: dict, rounds: int) -> list[Figure]:
     )
     log(f"  {figures[-1].key}: {figures[-1].measured}")
 
-    # 7: the triage page vs its form rendered plainly ---------------------------------------
+    # 7: the triage page vs the same page, its forms rendered plainly ------------------
     triage_url = reverse("triage:referral", args=[plan["triage_referral"].pk])
     plain_url = reverse("bench_triage_plain", args=[plan["triage_referral"].pk])
     web.get(web.rad, plain_url)
@@ -373,7 +373,7 @@ def run_figures(web: Web, plan: dict, rounds: int) -> list[Figure]:
     result = compare(w_get(web.rad, triage_url), w_get(web.rad, plain_url), rounds=rounds)
     figure = Figure(
         "triage_form_render",
-        "triage page (crispy form) vs same reads + plain {{ form }}",
+        "triage page (crispy forms) vs the same page with plain {{ form }}",
         "latency",
         1.5,
         measured=round(result["latency_ratio"], 3),
@@ -453,8 +453,8 @@ def _decision_figure(web: Web, plan: dict, rounds: int) -> Figure:
     figure.extra_checks.append(
         (
             f"+{delta} queries for {saved} tracked objects saved: {on['history_writes']} "
-            f"history inserts, {on['history_queries'] - on['history_writes']} read of the "
-            f"flag links by simple-history; with history off: {off['history_queries']}",
+            f"history inserts, {delta - on['history_writes']} read of the flag links by "
+            f"simple-history; history queries with history off: {off['history_queries']}",
             on["history_writes"] == saved and off["history_queries"] == 0,
         )
     )

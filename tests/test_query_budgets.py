@@ -38,7 +38,7 @@ FEW_VERSIONS, MANY_VERSIONS = 10, 500
 BUDGETS = {
     "worklist": 6,
     "triage_page": 9,
-    "triage_post": 20,
+    "triage_post": 17,
     "recommendation": 3,
     "reply_page": 8,
     "print_view": 6,

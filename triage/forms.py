@@ -9,6 +9,7 @@ from crispy_forms.layout import HTML, Div, Field, Layout
 from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 from triage import rules
@@ -113,10 +114,15 @@ class TriageForm(forms.Form):
         self.fields["red_flags"].choices = by_kind[Flag.Kind.RED]
         self.fields["yellow_flags"].choices = by_kind[Flag.Kind.YELLOW]
         self.fields["emergency_signs"].choices = by_kind[Flag.Kind.EMERGENCY]
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.disable_csrf = True
-        self.helper.layout = Layout(
+
+    @cached_property
+    def helper(self) -> FormHelper:
+        # Built when the page renders the form, not for the live recommendation, which
+        # only validates it (a layout per request was a seventh of that endpoint's time).
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.disable_csrf = True
+        helper.layout = Layout(
             # Emergency signs first: they decide before anything else does.
             Div(
                 HTML(
@@ -149,6 +155,7 @@ class TriageForm(forms.Form):
             "shown",
             "context",
         )
+        return helper
 
     def clean(self) -> dict:
         data = super().clean()

@@ -335,9 +335,35 @@ class PriorImaging(models.Model):
         )
 
 
-# Kept at module level so that the service can write one history row for a decision that
-# also sets its flags (simple-history would otherwise add a row for every m2m signal).
-assessment_history = HistoricalRecords(m2m_fields=["flags"])
+class AssessmentHistory(HistoricalRecords):
+    """History of decisions with their flags, written by the service in one row per
+    decision (simple-history would otherwise add a row for every m2m signal).
+
+    simple-history reads a decision's flag links back before copying them into history;
+    the service has just written them and hands them over (`_history_flag_links`), so
+    the copy costs one INSERT and no read."""
+
+    def create_historical_record_m2ms(self, history_instance, instance):
+        links = getattr(instance, "_history_flag_links", None)
+        if links is None:
+            return super().create_historical_record_m2ms(history_instance, instance)
+        (field,) = history_instance._history_m2m_fields
+        model = self.m2m_models[field]
+        model.objects.bulk_create(
+            [
+                model(
+                    history=history_instance,
+                    id=link.pk,
+                    assessment_id=link.assessment_id,
+                    flag_id=link.flag_id,
+                )
+                for link in links
+            ]
+        )
+
+
+# Kept at module level so that the service can write a decision's history row itself.
+assessment_history = AssessmentHistory(m2m_fields=["flags"])
 
 
 class Assessment(models.Model):

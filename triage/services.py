@@ -469,17 +469,26 @@ def assessment_decide(
 
 
 def _save_with_flags(assessment: Assessment, flags, *, user: AbstractBaseUser, reason: str) -> None:
-    # One history row holding both the fields and the flags, instead of one per m2m signal.
+    """Save a new decision and its flags, with one history row holding both (instead of
+    one per m2m signal)."""
     assessment.skip_history_when_saving = True
     try:
         assessment.save()
-        assessment.flags.set(flags)
     finally:
         del assessment.skip_history_when_saving
+    # A new decision has no links yet, so they are inserted directly, ids returned, rather
+    # than through flags.set(), which reads the existing links first.
+    through = Assessment.flags.through
+    links = through.objects.bulk_create(
+        [through(assessment_id=assessment.pk, flag_id=flag.pk) for flag in flags]
+    )
     if not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
         return  # simple-history's own switch (the benchmark's baseline), as its signals obey
     assessment._history_user = user
     assessment._change_reason = reason
+    if all(link.pk is not None for link in links):
+        # The history copies these links without reading them back (AssessmentHistory).
+        assessment._history_flag_links = links
     assessment_history.create_historical_record(assessment, "+")
 
 
