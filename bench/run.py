@@ -74,7 +74,7 @@ def intake_figure(env: dict[str, str], count: int) -> dict:
 
 
 def explain(plan: dict) -> dict[str, list[str]]:
-    """EXPLAIN ANALYZE of the main queries of the worklist and the timeline."""
+    """EXPLAIN ANALYZE of the main queries of the worklist, the timeline and the record."""
     from django.db import connection
     from django.urls import reverse
 
@@ -87,7 +87,8 @@ def explain(plan: dict) -> dict[str, list[str]]:
         found = []
         for sql in queries_of(lambda: web.get(client, url, data)):
             for label in wanted:
-                if label in sql and sql.lstrip().upper().startswith("SELECT"):
+                # PostgreSQL's UNIONs of LIMITed branches start with "(SELECT".
+                if label in sql and sql.lstrip(" (").upper().startswith("SELECT"):
                     found.append((label, sql))
                     break
         return found
@@ -108,9 +109,15 @@ def explain(plan: dict) -> dict[str, list[str]]:
             reverse("audit:timeline"),
             {"referral": plan["heavy"].order_number},
         ),
+        (
+            "per-referral record of the heavy referral",
+            web.aud,
+            reverse("audit:referral", args=[plan["heavy"].pk]),
+            None,
+        ),
     ]
     for title, client, url, data in cases:
-        wanted = ['FROM "triage_referral"'] if "worklist" in title else ["UNION"]
+        wanted = ['FROM "triage_referral"'] if "worklist" in title else ["UNION", " OVER "]
         for index, (_label, sql) in enumerate(main_queries(client, url, data, wanted)):
             with connection.cursor() as cursor:
                 cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql)
