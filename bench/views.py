@@ -7,17 +7,10 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.template.backends.django import DjangoTemplates
-from django.utils import timezone
 
-from triage import services
-from triage.models import AccessLog
 from triage.permissions import Role, role_required
-from triage.selectors import (
-    WorklistFilters,
-    worklist_page,
-)
 from triage.views import referral as referral_views
-from triage.views.worklist import WorklistFilterForm, _status_choices
+from triage.views.worklist import worklist_rows
 
 
 @login_required
@@ -29,21 +22,7 @@ def hello(request: HttpRequest) -> HttpResponse:
 @role_required(Role.RADIOLOGIST)
 def worklist_queries(request: HttpRequest) -> HttpResponse:
     """triage.views.worklist._worklist's queries and access-log write, without the page."""
-    form = WorklistFilterForm(request.GET or None, status_choices=_status_choices())
-    filters = WorklistFilters()
-    if form.is_bound and form.is_valid():
-        filters = WorklistFilters(**form.cleaned_data)
-    try:
-        page_number = int(request.GET.get("page", "1"))
-    except ValueError:
-        page_number = 1
-    page = worklist_page(filters, user=request.user, today=timezone.localdate(), page=page_number)
-    services.access_log_write(
-        user=request.user,
-        action=AccessLog.Action.READ,
-        view="worklist",
-        patient_referrals=[(row.patient_id, row.pk) for row in page.rows],
-    )
+    _form, _filters, page = worklist_rows(request)
     return HttpResponse(f"{len(page.rows)} {page.total}", content_type="text/plain")
 
 

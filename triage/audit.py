@@ -136,25 +136,27 @@ HISTORY_TYPES = {
 }
 EMPTY = "—"
 
-# The columns every branch of the timeline UNION yields, in this order. The names carry a
-# prefix so that they never clash with a field of a historical model.
-DETAIL_COLUMNS = (
-    "t_kind",
-    "t_hid",
-    "t_at",
-    "t_type",
-    "t_reason",
-    "t_username",
-    "t_first",
-    "t_last",
-    "t_referral",
-    "t_source",
-    "t_order",
-    "t_patient",
-    "t_pname",
-    "t_pnumber",
-    "t_data",
-)
+_TEXT, _INTEGER = models.CharField(), models.BigIntegerField()
+# The columns every branch of the timeline UNION yields, in this order, with the type a
+# branch's NULL in that column must have. The names carry a prefix so that they never
+# clash with a field of a historical model.
+DETAIL_COLUMNS: dict[str, models.Field] = {
+    "t_kind": _TEXT,
+    "t_hid": _INTEGER,
+    "t_at": models.DateTimeField(),
+    "t_type": _TEXT,
+    "t_reason": _TEXT,
+    "t_username": _TEXT,
+    "t_first": _TEXT,
+    "t_last": _TEXT,
+    "t_referral": _INTEGER,
+    "t_source": _TEXT,
+    "t_order": _TEXT,
+    "t_patient": _INTEGER,
+    "t_pname": _TEXT,
+    "t_pnumber": _TEXT,
+    "t_data": models.JSONField(),
+}
 # The kind of the rows in the detail query that carry a decision's flags (see _flag_branch).
 FLAG_ROWS = "flags"
 
@@ -163,6 +165,16 @@ def _null(output_field: models.Field) -> Cast:
     # Typed, because PostgreSQL resolves UNION column types pairwise: NULL with NULL
     # becomes text, which then cannot meet a bigint from the next branch.
     return Cast(Value(None), output_field=output_field)
+
+
+def _detail_values(rows: QuerySet, **columns: Any) -> QuerySet:
+    """`rows` in the shape of the detail UNION: the given DETAIL_COLUMNS (NULL for the rest)
+    in their order, then any further columns as given."""
+    values = {
+        name: columns.pop(name) if name in columns else _null(field)
+        for name, field in DETAIL_COLUMNS.items()
+    }
+    return rows.values(**values, **columns)
 
 
 def _decode_json(raw: Any) -> Any:
@@ -381,9 +393,22 @@ class TrackedModelKind(HistoryKind):
 
     def detail_values(self, rows: QuerySet, **extra: Any) -> QuerySet:
         """These rows in the shape of the detail UNION (DETAIL_COLUMNS, then `extra`)."""
-        text, integer = models.CharField(), models.BigIntegerField()
         ref, pat = self.referral_prefix, self.patient_prefix
-        return rows.values(
+        about: dict[str, Any] = {}
+        if ref is not None:
+            about.update(
+                t_referral=F(f"{ref}id"),
+                t_source=F(f"{ref}source"),
+                t_order=F(f"{ref}order_number"),
+            )
+        if pat is not None:
+            about.update(
+                t_patient=F(f"{pat}id"),
+                t_pname=F(f"{pat}name"),
+                t_pnumber=F(f"{pat}personal_number"),
+            )
+        return _detail_values(
+            rows,
             t_kind=Value(self.code),
             t_hid=F("history_id"),
             t_at=F("history_date"),
@@ -392,12 +417,7 @@ class TrackedModelKind(HistoryKind):
             t_username=F("history_user__username"),
             t_first=F("history_user__first_name"),
             t_last=F("history_user__last_name"),
-            t_referral=F(f"{ref}id") if ref is not None else _null(integer),
-            t_source=F(f"{ref}source") if ref is not None else _null(text),
-            t_order=F(f"{ref}order_number") if ref is not None else _null(text),
-            t_patient=F(f"{pat}id") if pat is not None else _null(integer),
-            t_pname=F(f"{pat}name") if pat is not None else _null(text),
-            t_pnumber=F(f"{pat}personal_number") if pat is not None else _null(text),
+            **about,
             t_data=self._json(),
             **extra,
         )
@@ -493,33 +513,22 @@ class AdminUserKind(HistoryKind):
         )
 
     def detail_branch(self, history_ids: Iterable[int]) -> QuerySet:
-        text, integer = models.CharField(), models.BigIntegerField()
-        return (
-            self.source()
-            .filter(id__in=list(history_ids))
-            .order_by()
-            .values(
-                t_kind=Value(self.code),
-                t_hid=F("id"),
-                t_at=F("action_time"),
-                t_type=Value("", output_field=text),
-                t_reason=Value("", output_field=text),
-                t_username=F("user__username"),
-                t_first=F("user__first_name"),
-                t_last=F("user__last_name"),
-                t_referral=_null(integer),
-                t_source=_null(text),
-                t_order=_null(text),
-                t_patient=_null(integer),
-                t_pname=_null(text),
-                t_pnumber=_null(text),
-                t_data=JSONObject(
-                    model=F("content_type__model"),
-                    object_repr=F("object_repr"),
-                    action_flag=F("action_flag"),
-                    change_message=F("change_message"),
-                ),
-            )
+        return _detail_values(
+            self.source().filter(id__in=list(history_ids)).order_by(),
+            t_kind=Value(self.code),
+            t_hid=F("id"),
+            t_at=F("action_time"),
+            t_type=Value("", output_field=_TEXT),
+            t_reason=Value("", output_field=_TEXT),
+            t_username=F("user__username"),
+            t_first=F("user__first_name"),
+            t_last=F("user__last_name"),
+            t_data=JSONObject(
+                model=F("content_type__model"),
+                object_repr=F("object_repr"),
+                action_flag=F("action_flag"),
+                change_message=F("change_message"),
+            ),
         )
 
     def entry(
@@ -788,23 +797,8 @@ def _flag_branch(history_ids: Iterable[int]) -> QuerySet:
 
 
 def _flag_branch_values(rows: QuerySet, values: dict[str, Any]) -> QuerySet:
-    text, integer = models.CharField(), models.BigIntegerField()
-    return rows.values(
-        t_kind=Value(FLAG_ROWS),
-        t_hid=F("m2m_history_id"),
-        t_at=_null(models.DateTimeField()),
-        t_type=_null(text),
-        t_reason=_null(text),
-        t_username=_null(text),
-        t_first=_null(text),
-        t_last=_null(text),
-        t_referral=_null(integer),
-        t_source=_null(text),
-        t_order=_null(text),
-        t_patient=_null(integer),
-        t_pname=_null(text),
-        t_pnumber=_null(text),
-        t_data=JSONObject(**values),
+    return _detail_values(
+        rows, t_kind=Value(FLAG_ROWS), t_hid=F("m2m_history_id"), t_data=JSONObject(**values)
     )
 
 

@@ -13,7 +13,7 @@ from triage import services
 from triage.forms import WorklistFilterForm
 from triage.models import AccessLog, Referral
 from triage.permissions import Role, role_required, user_role_names
-from triage.selectors import WorklistFilters, worklist_page
+from triage.selectors import WorklistFilters, WorklistPage, worklist_page
 
 
 def _status_choices() -> list[tuple[str, str]]:
@@ -31,8 +31,9 @@ def worklist(request: HttpRequest) -> HttpResponse:
     return _worklist(request)
 
 
-@role_required(Role.RADIOLOGIST)
-def _worklist(request: HttpRequest) -> HttpResponse:
+def worklist_rows(request: HttpRequest) -> tuple[WorklistFilterForm, WorklistFilters, WorklistPage]:
+    """The filter form, the filters and the page of the request, with the patients shown
+    logged as read (shared with the benchmark's baseline for this page)."""
     form = WorklistFilterForm(request.GET or None, status_choices=_status_choices())
     filters = WorklistFilters()
     if form.is_bound and form.is_valid():
@@ -41,8 +42,7 @@ def _worklist(request: HttpRequest) -> HttpResponse:
         page_number = int(request.GET.get("page", "1"))
     except ValueError:
         page_number = 1
-    today = timezone.localdate()
-    page = worklist_page(filters, user=request.user, today=today, page=page_number)
+    page = worklist_page(filters, user=request.user, today=timezone.localdate(), page=page_number)
     # Each row shows a patient: that is a read of patient data and is logged before showing.
     services.access_log_write(
         user=request.user,
@@ -50,6 +50,12 @@ def _worklist(request: HttpRequest) -> HttpResponse:
         view="worklist",
         patient_referrals=[(row.patient_id, row.pk) for row in page.rows],
     )
+    return form, filters, page
+
+
+@role_required(Role.RADIOLOGIST)
+def _worklist(request: HttpRequest) -> HttpResponse:
+    form, filters, page = worklist_rows(request)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -58,7 +64,7 @@ def _worklist(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "page": page,
-            "today": today,
+            "today": timezone.localdate(),
             "query": query.urlencode(),
             "status_labels": Referral.Status.choices,
             "current_status": filters.status,
