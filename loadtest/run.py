@@ -800,7 +800,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault", action="store_true", help="restart PostgreSQL during the load")
     parser.add_argument("--fault-at", type=float, help="seconds into the load (default: 1/3)")
     parser.add_argument("--max-recovery", type=float, default=5.0, help="seconds allowed")
-    parser.add_argument("--referrals", type=int, help="new referrals (default: 2 per user-second)")
+    parser.add_argument(
+        "--referrals", type=int, help="new referrals (default: 10 per user-second, at least 300)"
+    )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--server", choices=["make", "gunicorn"], default="make")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
@@ -827,7 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     args.results_dir = Path(args.results) / f"{stamp}-{mode}-{args.users}x{args.duration:g}s"
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    referrals = args.referrals or max(100, int(args.users * args.duration * 2))
+    referrals = args.referrals or max(300, int(args.users * args.duration * 10))
 
     print(f"preparing {args.database_url} ({args.users} users, {referrals} referrals) ...")
     prepared = run_helper(
