@@ -70,6 +70,7 @@ def make_referral(
     received_at: datetime | None = None,
     method_change_allowed: bool = True,
     anamnesis: str = "Ländryggssmärta sedan 6 veckor.",
+    referrer_priority: str = "routine",
     user=None,
 ) -> Referral:
     received_at = received_at or timezone.now() - timedelta(days=3)
@@ -86,6 +87,7 @@ def make_referral(
         requested=requested,
         anamnesis=anamnesis,
         method_change_allowed=method_change_allowed,
+        referrer_priority=referrer_priority,
     )
 
 

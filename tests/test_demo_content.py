@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from triage.demo_content import DEMO_REFERRALS
+from triage.models import Referral
 from triage.reply_text import PLACEHOLDERS as REPLY_PLACEHOLDERS
 from triage.reply_text import check_body
 from triage.rules import DEFAULT_PARAMETERS, Facts, PriorImaging, recommend
@@ -219,7 +220,8 @@ def test_demo_referral_count_and_states():
 
 @pytest.mark.parametrize("referral", DEMO_REFERRALS, ids=_ids)
 def test_demo_referral_shape(referral):
-    assert set(referral) == REFERRAL_KEYS
+    assert set(referral) - {"referrer_priority"} == REFERRAL_KEYS
+    assert referral.get("referrer_priority", "routine") in Referral.ReferrerPriority.values
     patient = referral["patient"]
     assert set(patient) == {"name", "sex", "age"}
     assert patient["sex"] in ("F", "M")

@@ -246,3 +246,23 @@ def test_line_breaks_inside_a_cell_compare_equal_whatever_their_ending(sender):
     )
 
     assert [result.orders[0].outcome for result in results] == [Outcome.UNCHANGED] * 2
+
+
+def test_priority_column_in_swedish_words_and_unknown_word_rejects_the_row():
+    raw = (
+        "Remissnummer;Personnummer;Namn;Remissdatum;Undersökning;Anamnes;Prioritet\r\n"
+        "P-1;19820801-2396;Test Testsson;2025-03-03;MR ländrygg;Misstänkt cauda equina;Akut\r\n"
+        "P-2;19820801-2396;Test Testsson;2025-03-03;MR ländrygg;Ischias;\r\n"
+        "P-3;19820801-2396;Test Testsson;2025-03-03;MR ländrygg;Ischias;brådskande\r\n"
+        "P-4;19820801-2396;Test Testsson;2025-03-03;MR ländrygg;Ischias;Hög\r\n"
+    ).encode()
+
+    rows = []
+    for source in csv_swedish.csv_sources(raw, origin="prio.csv"):
+        try:
+            rows.append(source.parse().orders[0].referrer_priority)
+        except IntakeRejection as rejection:
+            rows.append(str(rejection))
+
+    assert rows[:3] == ["stat", "routine", "urgent"]
+    assert rows[3].startswith("Rad 5: prioritet ”Hög” känns inte igen")

@@ -50,6 +50,7 @@ def test_contained_service_request_maps_every_field():
         "Ländryggssmärta sedan 6 veckor, utstrålning i vänster ben. Nattlig smärta.",
     ]
     assert order.method_change_allowed is True
+    assert order.referrer_priority == "routine"
 
 
 def test_bundle_resolves_bundled_patient_priority_and_method_change_extension():
@@ -59,7 +60,9 @@ def test_bundle_resolves_bundled_patient_priority_and_method_change_extension():
     assert first.personal_number == second.personal_number == "197010632391"
     assert first.patient_name == "Samuel Samordning"
     assert (first.requested, first.method_change_allowed) == ("xray", False)
-    assert first.anamnesis.startswith("Remittentens prioritet: Brådskande\n")
+    assert first.referrer_priority == "urgent"
+    assert "prioritet" not in first.anamnesis  # a field of its own, not a line of text
+    assert second.referrer_priority == "routine"
     assert first.referring_clinician == "Dr Bo Bundle"
     assert (second.requested, second.referring_unit) == ("ct", "Ortopedmottagningen")
     assert parsed.message_id == "bundle-1"
@@ -213,6 +216,29 @@ def test_changed_content_updates_referral_with_message_as_reason(sender):
     latest = referral.history.first()
     assert latest.history_user == sender.user
     assert result.label in latest.history_change_reason
+
+
+def test_raised_priority_updates_referral_and_sorts_it_first(sender):
+    take(sender, "service_request_contained.json")
+    document = json.loads(read("service_request_contained.json"))
+    document["priority"] = "stat"
+
+    result = fhir.intake_fhir(sender=sender, raw=json.dumps(document).encode())
+
+    assert [order.outcome for order in result.orders] == [Outcome.UPDATED]
+    referral = Referral.objects.get()
+    assert referral.referrer_priority == "stat"
+    before, after = referral.history.order_by("history_id")
+    assert (before.referrer_priority, after.referrer_priority) == ("routine", "stat")
+    assert after.history_user == sender.user
+
+
+def test_unknown_priority_code_is_refused_by_the_fhir_model():
+    document = json.loads(read("service_request_contained.json"))
+    document["priority"] = "emergency"
+
+    with pytest.raises(IntakeRejection, match="priority"):
+        fhir.parse_fhir(json.dumps(document).encode())
 
 
 def test_older_message_delivered_again_after_update_does_not_revert_it(sender):

@@ -57,6 +57,7 @@ def test_orm_v23_latin1_maps_fields_and_decodes_escapes():
     ]
     assert parsed.warnings == []
     assert parsed.message_id == "HL7-0001"
+    assert order.referrer_priority == "routine"
 
 
 def test_omi_v251_utf8_reads_samordningsnummer_priority_and_escaped_separators():
@@ -64,7 +65,8 @@ def test_omi_v251_utf8_reads_samordningsnummer_priority_and_escaped_separators()
 
     assert order.personal_number == "197010632391"
     assert (order.requested, order.referring_clinician) == ("ct", "Olle Ortoped")
-    assert order.anamnesis.splitlines()[0] == "Remittentens prioritet: Akut"
+    assert order.referrer_priority == "stat"  # TQ1-9 S
+    assert "prioritet" not in order.anamnesis
     assert "Fall från stege & smärta L1|L2." in order.anamnesis
     assert order.method_change_allowed is False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -86,6 +87,31 @@ def test_referral_create_refuses_written_date_after_received(radiologist):
     with pytest.raises(services.ServiceError, match="Remissdatumet"):
         make_referral(received_at=received, written_on=received.date() + timedelta(days=1))
     assert Referral.objects.count() == 0
+
+
+def test_referral_create_refuses_unknown_referrer_priority(radiologist):
+    with pytest.raises(services.ServiceError, match="Okänd prioritet: hög"):
+        make_referral(referrer_priority="hög", user=radiologist)
+    assert Referral.objects.count() == 0
+
+
+def test_migration_reads_the_priority_line_earlier_imports_wrote(radiologist):
+    from django.apps import apps
+
+    migration = importlib.import_module("triage.migrations.0010_referrer_priority")
+    acute = make_referral(order_number="A", anamnesis="Remittentens prioritet: Akut\nCauda?")
+    quoted = make_referral(
+        order_number="Q",
+        patient=make_patient(OTHER_TEST_NUMBER),
+        anamnesis="Pat säger: Remittentens prioritet: Akut",
+    )
+
+    migration.priority_from_anamnesis(apps, None)
+
+    acute.refresh_from_db()
+    quoted.refresh_from_db()
+    assert (acute.referrer_priority, quoted.referrer_priority) == ("stat", "routine")
+    assert acute.history.get().referrer_priority == "stat"
 
 
 def test_status_transition_allowed_and_recorded(referral, radiologist):

@@ -207,6 +207,63 @@ def test_take_next_claims_oldest_unclaimed(client, radiologist):
     assert (older.status, older.assigned_to) == (Referral.Status.IN_TRIAGE, radiologist)
 
 
+def test_worklist_puts_escalated_then_the_referrers_acute_ones_first(client, radiologist):
+    # Received oldest first in this order, so that only the rank can reorder them.
+    numbers = iter(TEST_PERSONNUMMER)
+    made = {}
+    for days_ago, name, priority in [
+        (9, "routine_oldest", "routine"),
+        (8, "urgent", "urgent"),
+        (7, "asap", "asap"),
+        (6, "escalated", "routine"),
+        (5, "stat", "stat"),
+        (4, "routine_newer", "routine"),
+    ]:
+        made[name] = make_referral(
+            patient=make_patient(next(numbers), f"Patient {name}"),
+            order_number=name,
+            received_at=timezone.now() - timedelta(days=days_ago),
+            referrer_priority=priority,
+        )
+    services.referral_set_status(
+        referral=made["escalated"], status=Referral.Status.ESCALATED, user=radiologist, reason="t"
+    )
+    client.force_login(radiologist)
+
+    response = client.get(reverse("triage:worklist"))
+
+    order = [row.order_number for row in response.context["page"].rows]
+    assert order == ["escalated", "stat", "asap", "urgent", "routine_oldest", "routine_newer"]
+    body = response.content.decode()
+    assert '<span class="badge text-bg-danger" title="Remittentens prioritet">Akut</span>' in body
+    assert ">Snarast</span>" in body and ">Brådskande</span>" in body
+    assert ">Rutin</span>" not in body  # routine needs no badge
+
+
+def test_take_next_claims_the_referrers_acute_one_before_older_routine_ones(client, radiologist):
+    make_referral(order_number="OLD", received_at=timezone.now() - timedelta(days=30))
+    acute = make_referral(
+        patient=make_patient(TEST_PERSONNUMMER[5], "Akut Akutsson"),
+        order_number="ACUTE",
+        referrer_priority="stat",
+    )
+    client.force_login(radiologist)
+
+    response = client.post(reverse("triage:take_next"))
+
+    assert response["Location"] == reverse("triage:referral", args=[acute.pk])
+
+
+def test_triage_page_shows_the_referrers_priority(client, radiologist):
+    acute = make_referral(order_number="ACUTE", referrer_priority="asap")
+    client.force_login(radiologist)
+
+    body = client.get(reverse("triage:referral", args=[acute.pk])).content.decode()
+
+    assert "Remittentens prioritet" in body
+    assert '<span class="badge text-bg-warning">Snarast</span>' in body
+
+
 def test_take_next_with_empty_worklist_says_so(client, radiologist):
     client.force_login(radiologist)
     response = client.post(reverse("triage:take_next"), follow=True)

@@ -12,6 +12,7 @@ DEMO_REFERRALS: list[dict[str, object]] = [
         "clinician": "Fatima Hassan, ST-läkare akutsjukvård",
         "requested": "mri",
         "method_change_allowed": True,
+        "referrer_priority": "stat",
         "text": "Anamnes: Tidigare frisk kvinna med lumbago sedan 5 dagar, sedan igår bilateral ischias och svårt att tömma blåsan, residualurin 650 ml. Upplever domning i underlivet och på insidan av låren. Status: Nedsatt känsel perianalt, svag sfinktertonus vid PR. Frågeställning: Cauda equina? Akut MR ländrygg, pat kvar på akuten.",
         "prior_imaging": [],
         "facts": {
@@ -37,6 +38,7 @@ DEMO_REFERRALS: list[dict[str, object]] = [
         "clinician": "Ahmed Karimi, AT-läkare",
         "requested": "mri",
         "method_change_allowed": True,
+        "referrer_priority": "stat",
         "text": "Anamnes: Känt iv-missbruk (amfetamin, heroin). Tilltagande ryggsmärta sedan 2 v, sedan igår feber 39,2 och frossa. CRP 186. Status: Uttalad palpationsömhet över L3-L4, stickmärken i armvecken, neurologiskt ua. Frågeställning: Spondylodiskit? Epiduralabscess?",
         "prior_imaging": [],
         "facts": {
@@ -62,6 +64,7 @@ DEMO_REFERRALS: list[dict[str, object]] = [
         "clinician": "Lena Sjöberg, distriktsläkare",
         "requested": "mri",
         "method_change_allowed": True,
+        "referrer_priority": "asap",
         "text": "Anamnes: Ländryggssmärta med utstrålning i vä ben sedan 3 v, Naproxen i 2 v utan effekt. Senaste dygnen tilltagande svaghet i foten, snubblar. Status: Dorsalflexion vä fot 2/5, var 4/5 vid besök för 4 dagar sedan. Lasègue pos vä 30 gr. Frågeställning: Diskbråck med tilltagande pares? Brådskande MR ländrygg.",
         "prior_imaging": [],
         "facts": {

@@ -173,6 +173,24 @@ class GuidelineVersion(models.Model):
         )
 
 
+def worklist_rank() -> models.Case:
+    """The worklist's first sort key: escalated emergencies, then what the referrer marked
+    acute (FHIR stat, HL7 S), urgent as soon as possible (asap, A), urgent, and the rest.
+
+    The referrer's priority does not decide anything (the routine does); it only puts the
+    referrals that may hide an emergency in front of a radiologist first. The indexes of
+    Referral.Meta hold this exact expression, so keep them built from this function.
+    """
+    return models.Case(
+        models.When(status="escalated", then=0),
+        models.When(referrer_priority="stat", then=1),
+        models.When(referrer_priority="asap", then=2),
+        models.When(referrer_priority="urgent", then=3),
+        default=4,
+        output_field=models.IntegerField(),
+    )
+
+
 class Referral(models.Model):
     class Status(models.TextChoices):
         NEW = "new", _("Ny")
@@ -190,6 +208,13 @@ class Referral(models.Model):
         CT = "ct", _("DT")
         OTHER = "other", _("Annan")
 
+    class ReferrerPriority(models.TextChoices):
+        # FHIR R4 request-priority codes; HL7 v2 S and A map to stat and asap.
+        ROUTINE = "routine", _("Rutin")
+        URGENT = "urgent", _("Brådskande")
+        ASAP = "asap", _("Snarast")
+        STAT = "stat", _("Akut")
+
     source = models.CharField(_("avsändande system"), max_length=50)
     order_number = models.CharField(_("remissnummer"), max_length=64)
     received_at = models.DateTimeField(_("mottagen"))
@@ -205,6 +230,12 @@ class Referral(models.Model):
     requested_text = models.CharField(_("undersökning enligt remissen"), max_length=200, blank=True)
     anamnesis = models.TextField(_("anamnes och frågeställning"))
     method_change_allowed = models.BooleanField(_("metodbyte tillåtet"), default=True)
+    referrer_priority = models.CharField(
+        _("remittentens prioritet"),
+        max_length=10,
+        choices=ReferrerPriority.choices,
+        default=ReferrerPriority.ROUTINE,
+    )
     status = models.CharField(
         _("status"), max_length=25, choices=Status.choices, default=Status.NEW, db_index=True
     )
@@ -233,13 +264,19 @@ class Referral(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "received_at"], name="worklist_idx"),
-            # The worklist's rows in display order (emergencies first, then oldest first;
-            # selectors.worklist_page) for the default list of referrals waiting for
-            # triage: page 1 reads 25 index entries instead of sorting every waiting one.
+            # The worklist's rows in display order (emergencies and the referrer's acute
+            # ones first, then oldest first; selectors.worklist_page) for the default list
+            # of referrals waiting for triage: page 1 reads 25 index entries instead of
+            # sorting every waiting one. "Ta nästa" reads the same order.
+            # status and referrer_priority are carried so that PostgreSQL can answer from
+            # the index alone (it uses an expression index for an index-only scan only when
+            # every column the expression reads is in the index as well).
             models.Index(
-                models.Case(models.When(status="escalated", then=0), default=1),
+                worklist_rank(),
                 "received_at",
                 "id",
+                "status",
+                "referrer_priority",
                 name="worklist_waiting_order_idx",
                 condition=Q(status__in=["escalated", "new", "in_triage"]),
             ),
@@ -248,10 +285,11 @@ class Referral(models.Model):
             # that filter are an index-only scan instead of a scan of the table.
             models.Index(
                 "requested",
-                models.Case(models.When(status="escalated", then=0), default=1),
+                worklist_rank(),
                 "received_at",
                 "id",
                 "status",
+                "referrer_priority",
                 name="worklist_requested_idx",
             ),
             # The per-status counts of the worklist under the examination filter (GROUP BY

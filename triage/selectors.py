@@ -9,12 +9,19 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import Case, IntegerField, Q, Subquery, When
+from django.db.models import IntegerField, Q, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from triage import rules
-from triage.models import Flag, GuidelineVersion, PriorImaging, Referral, ReplyTemplate
+from triage.models import (
+    Flag,
+    GuidelineVersion,
+    PriorImaging,
+    Referral,
+    ReplyTemplate,
+    worklist_rank,
+)
 from triage.reply_text import placeholders_in, render_body
 
 
@@ -361,9 +368,9 @@ def _personnummer_candidates(text: str) -> list[str] | None:
 
 
 WORKLIST_ORDER = (
-    # Emergencies first, then oldest first; worklist_waiting_order_idx and
-    # worklist_requested_idx hold exactly this order.
-    Case(When(status=Referral.Status.ESCALATED, then=0), default=1, output_field=IntegerField()),
+    # Emergencies and the referrer's acute ones first, then oldest first;
+    # worklist_waiting_order_idx and worklist_requested_idx hold exactly this order.
+    worklist_rank(),
     "received_at",
     "id",
 )

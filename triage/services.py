@@ -26,6 +26,7 @@ from triage.models import (
     ReplyTemplate,
     assessment_history,
     due_date_for,
+    worklist_rank,
 )
 from triage.permissions import user_role_names
 from triage.reply_text import TemplateBodyError, check_body, unfilled_gaps
@@ -116,10 +117,13 @@ def referral_create(
     anamnesis: str,
     method_change_allowed: bool = True,
     requested_text: str = "",
+    referrer_priority: str = Referral.ReferrerPriority.ROUTINE,
 ) -> Referral:
     """Store a new referral; the same (source, order number) twice is refused."""
     if requested not in Referral.Examination.values:
         raise ServiceError(_("Okänd undersökning: %(code)s") % {"code": requested})
+    if referrer_priority not in Referral.ReferrerPriority.values:
+        raise ServiceError(_("Okänd prioritet: %(code)s") % {"code": referrer_priority})
     if written_on > timezone.localdate(received_at):
         raise ServiceError(_("Remissdatumet kan inte ligga efter mottagningsdatumet."))
     if written_on < patient.birth_date:
@@ -142,6 +146,7 @@ def referral_create(
             requested_text=requested_text,
             anamnesis=anamnesis,
             method_change_allowed=method_change_allowed,
+            referrer_priority=referrer_priority,
         )
         _save(referral, user=user, reason=reason)
     return referral
@@ -191,7 +196,8 @@ def referral_set_status(
 
 
 def referral_claim_next(*, user: AbstractBaseUser) -> Referral | None:
-    """Give the oldest unclaimed new referral to this radiologist; None when none is left.
+    """Give the next unclaimed new referral to this radiologist, in the worklist's order
+    (the referrer's acute ones first, then the oldest); None when none is left.
 
     On PostgreSQL, rows another radiologist is claiming at this moment are skipped rather
     than waited for, so two people pressing "Ta nästa" together get different referrals.
@@ -200,7 +206,7 @@ def referral_claim_next(*, user: AbstractBaseUser) -> Referral | None:
         referral = (
             Referral.objects.select_for_update(skip_locked=True)
             .filter(status=Referral.Status.NEW, assigned_to__isnull=True)
-            .order_by("received_at", "id")
+            .order_by(worklist_rank(), "received_at", "id")
             .first()
         )
         if referral is None:

@@ -46,6 +46,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "examination": ("undersökning", "önskad undersökning", "beställd undersökning"),
     "anamnesis": ("anamnes", "anamnes och frågeställning", "frågeställning"),
     "method_change": ("metodbyte", "metodbyte tillåtet", "metodbyte tillåts"),
+    "priority": ("prioritet", "remittentens prioritet", "angelägenhetsgrad"),
     "status": ("status", "åtgärd"),
     "pain_weeks": ("smärtduration (veckor)", "smärtduration", "besvärsduration (veckor)"),
 }
@@ -198,7 +199,7 @@ def _columns(header: list[str] | None) -> dict[str, int]:
         raise IntakeRejection(
             f"Kolumn saknas: {', '.join(missing)}. Rubrikraden ska namnge kolumnerna "
             "remissnummer, personnummer, namn, remissdatum, remitterande enhet, remittent, "
-            "undersökning, anamnes (och gärna metodbyte, status).",
+            "undersökning, anamnes (och gärna metodbyte, prioritet, status).",
             code="structure",
         )
     return columns
@@ -259,6 +260,14 @@ def _order(cells: dict[str, str], where: str) -> OrderData:
         )
     if method_change_allowed is None:
         method_change_allowed = not examination.method_change_forbidden_in([anamnesis])
+    priority_cell = cells.get("priority", "")
+    referrer_priority = examination.priority_from_word(priority_cell)
+    if referrer_priority is None:
+        raise IntakeRejection(
+            f"{where}: prioritet ”{safe_text(priority_cell, 30)}” känns inte igen (tom, "
+            "”rutin”, ”brådskande”, ”snarast” eller ”akut”).",
+            code="value",
+        )
     pain_line = _pain_line(cells.get("pain_weeks", ""), where)
     requested, requested_text = examination.examination_from_codings(
         [], [cells.get("examination", "")]
@@ -275,6 +284,7 @@ def _order(cells: dict[str, str], where: str) -> OrderData:
         requested_text=requested_text,
         anamnesis=examination.join_paragraphs([anamnesis, pain_line]),
         method_change_allowed=method_change_allowed,
+        referrer_priority=referrer_priority,
     )
 
 

@@ -157,17 +157,28 @@ def parse_yes_no(text: str) -> bool | None:
     return None
 
 
-PRIORITY_LABELS = {
-    "stat": "Akut",
-    "asap": "Snarast",
-    "urgent": "Brådskande",
+# The referrer's priority in our vocabulary (FHIR request-priority codes), by the words a
+# Swedish sender writes in a CSV cell.
+PRIORITY_WORDS = {
+    "": "routine",
+    "rutin": "routine",
+    "normal": "routine",
+    "routine": "routine",
+    "brådskande": "urgent",
+    "urgent": "urgent",
+    "snarast": "asap",
+    "asap": "asap",
+    "akut": "stat",
+    "stat": "stat",
 }
+# HL7 v2 priority (ORC-7.6, OBR-27.6, TQ1-9): S stat, A as soon as possible, R routine;
+# P (pre-op), C (callback) and T (timing critical) carry no urgency of their own.
+HL7_PRIORITIES = {"S": "stat", "A": "asap"}
 
 
-def priority_line(priority: str | None) -> str:
-    """The referrer's own priority as a line for the anamnesis; routine adds nothing."""
-    label = PRIORITY_LABELS.get((priority or "").strip().lower())
-    return f"Remittentens prioritet: {label}" if label else ""
+def priority_from_word(text: str | None) -> str | None:
+    """The priority code for a cell or FHIR code; None when the word is not one we know."""
+    return PRIORITY_WORDS.get((text or "").strip().casefold())
 
 
 def join_paragraphs(parts: list[str]) -> str:

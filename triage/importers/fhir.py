@@ -15,8 +15,8 @@ Mapping and conventions (documented for senders):
 - status: active and on-hold take the referral in; revoked and entered-in-error cancel it.
 - code: the requested examination, read from DICOM modality codings or from the wording of
   the text and displays (see examination.py); anything else is "other" with the text kept.
-- reasonCode, reasonReference, note, supportingInfo and a non-routine priority become the
-  anamnesis, one paragraph each.
+- reasonCode, reasonReference, note and supportingInfo become the anamnesis, one paragraph
+  each; priority (routine when absent) is the referrer's priority, which sorts the worklist.
 - requester: PractitionerRole (practitioner and organization), Practitioner or Organization,
   contained, in the bundle or as a display.
 - method change: the extension METHOD_CHANGE_EXTENSION with valueBoolean false forbids it;
@@ -59,6 +59,8 @@ METHOD_CHANGE_EXTENSION = "urn:remissprio:extension:method-change-allowed"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ORDER_STATUSES = frozenset({"active", "on-hold"})
 CANCEL_STATUSES = frozenset({"revoked", "entered-in-error"})
+# An absent priority is routine, as FHIR defines it.
+FHIR_PRIORITIES = frozenset({"routine", "urgent", "asap", "stat"})
 BUNDLE_TYPES = frozenset({"transaction", "collection"})
 _HAS_TIME_ZONE = re.compile(r"(Z|[+-]\d\d:\d\d)$")
 
@@ -320,6 +322,14 @@ def _order_fields(
             "(active eller on-hold för en remiss, revoked för en makulering).",
             code="not-supported",
         )
+    # fhir.resources checks that priority is a code, not that it is one of request-priority.
+    referrer_priority = request.priority or "routine"
+    if referrer_priority not in FHIR_PRIORITIES:
+        raise IntakeRejection(
+            f"{where}: priority {safe_text(referrer_priority, 30)} finns inte i FHIR:s "
+            "request-priority (routine, urgent, asap eller stat).",
+            code="value",
+        )
     written_on = _written_on(request, where)
     personal_number, patient_name = _patient(request, resolve, written_on, where)
     unit, clinician = _requester(request, resolve)
@@ -340,7 +350,7 @@ def _order_fields(
     supporting = [reference.display or "" for reference in request.supportingInfo or []]
     supporting = [text for text in supporting if text]
     anamnesis = examination.join_paragraphs(
-        [examination.priority_line(request.priority), *reason_texts, *note_texts]
+        [*reason_texts, *note_texts]
         + ([f"Underlag: {'; '.join(supporting)}"] if supporting else [])
     )
     return OrderData(
@@ -355,6 +365,7 @@ def _order_fields(
         requested_text=requested_text,
         anamnesis=anamnesis,
         method_change_allowed=_method_change_allowed(request, reason_texts + note_texts, where),
+        referrer_priority=referrer_priority,
     )
 
 

@@ -14,7 +14,8 @@ validation cost about 8 ms a message and would not change what we accept). What 
 - ORC-9 (else OBR-6, else MSH-7) the referral date; ORC-12 (else OBR-16) the referring
   clinician; ORC-21 (else ORC-17) the referring unit.
 - OBR-4 the requested examination; OBR-31, OBR-13 and NTE-3 the anamnesis; TQ1-9 (or the
-  priority of ORC-7/OBR-27) a non-routine priority line. IPC and PV1 are accepted and unused.
+  priority of ORC-7/OBR-27) the referrer's priority (S acute, A as soon as possible, else
+  routine), which sorts the worklist. IPC and PV1 are accepted and unused.
 - Method change: a text such as "Metodbyte ej tillåtet" in OBR-13 or an NTE forbids it.
 
 A message is taken whole or not at all.
@@ -507,10 +508,12 @@ def _order_fields(
             for index in range(1, _repetitions(obr, 31) + 1)
         ]
         texts = [*reasons, _value(message, obr, 13), *group.notes]
-        anamnesis_parts = [_priority(message, group), *texts]
+        anamnesis_parts = texts
+        referrer_priority = _priority(message, group)
     else:
         texts = list(group.notes)
         anamnesis_parts = texts
+        referrer_priority = "routine"
     return OrderData(
         order_number=order_number,
         cancel=cancel,
@@ -523,6 +526,7 @@ def _order_fields(
         requested_text=requested_text,
         anamnesis=examination.join_paragraphs(anamnesis_parts),
         method_change_allowed=not examination.method_change_forbidden_in(texts),
+        referrer_priority=referrer_priority,
     )
 
 
@@ -534,7 +538,7 @@ def _priority(message, group: _OrderGroup) -> str:
         code = _value(message, group.orc, 7, component=6)
     if not code and group.obr is not None:
         code = _value(message, group.obr, 27, component=6)
-    return examination.priority_line({"S": "stat", "A": "asap"}.get(code.upper(), ""))
+    return examination.HL7_PRIORITIES.get(code.strip().upper(), "routine")
 
 
 def _written_on(message, envelope: Envelope, orc, obr) -> date:

@@ -58,6 +58,7 @@ COMPARED_FIELDS = (
     "requested_text",
     "anamnesis",
     "method_change_allowed",
+    "referrer_priority",
 )
 
 
@@ -114,6 +115,7 @@ class OrderData:
     requested_text: str = ""
     anamnesis: str = ""
     method_change_allowed: bool = True
+    referrer_priority: str = "routine"  # Referral.ReferrerPriority
 
 
 @dataclass(slots=True)
@@ -459,6 +461,7 @@ def _apply_order(
                 requested_text=order.requested_text,
                 anamnesis=order.anamnesis,
                 method_change_allowed=order.method_change_allowed,
+                referrer_priority=order.referrer_priority,
             )
             return OrderResult(order.order_number, Outcome.CREATED, referral.pk)
         except IntegrityError:
@@ -517,6 +520,7 @@ def _update(
         "requested_text": order.requested_text,
         "anamnesis": order.anamnesis,
         "method_change_allowed": order.method_change_allowed,
+        "referrer_priority": order.referrer_priority,
     }
     changed = [name for name in COMPARED_FIELDS if getattr(referral, name) != wanted[name]]
     if not changed:

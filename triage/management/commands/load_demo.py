@@ -121,6 +121,7 @@ class Command(BaseCommand):
             requested=item["requested"],
             anamnesis=item["text"],
             method_change_allowed=item["method_change_allowed"],
+            referrer_priority=item.get("referrer_priority", Referral.ReferrerPriority.ROUTINE),
         )
         for imaging in item["prior_imaging"]:
             if patient.prior_imaging.filter(
