@@ -71,6 +71,42 @@ def test_omi_v251_utf8_reads_samordningsnummer_priority_and_escaped_separators()
     assert order.method_change_allowed is False
 
 
+@pytest.mark.parametrize(
+    ("tq1_priority", "expected"),
+    [("S^Stat", "stat"), ("A", "asap"), ("R", "routine"), ("PRN", "routine"), ("STAT", "stat")],
+)
+def test_hl7_priority_codes_and_words(tq1_priority, expected):
+    raw = read("omi_o23_v251_utf8.hl7").replace(b"|S^Stat", f"|{tq1_priority}".encode())
+
+    (order,) = hl7.parse_hl7(raw, default_charset="utf-8").orders
+
+    assert order.referrer_priority == expected
+
+
+def test_unknown_hl7_priority_is_refused_not_taken_as_routine():
+    raw = read("omi_o23_v251_utf8.hl7").replace(b"|S^Stat", b"|X9")
+
+    with pytest.raises(IntakeRejection, match="Prioriteten ”X9”"):
+        hl7.parse_hl7(raw, default_charset="utf-8")
+
+
+def test_referral_taken_in_with_the_old_priority_line_is_unchanged_when_sent_again(sender):
+    take(sender, "omi_o23_v251_utf8.hl7")
+    referral = Referral.objects.get()
+    # As migration 0010 left a referral that an earlier version took in: the priority as
+    # the anamnesis's first line as well as in the field; since then decided.
+    Referral.objects.filter(pk=referral.pk).update(
+        anamnesis="Remittentens prioritet: Akut\n" + referral.anamnesis,
+        status=Referral.Status.DECIDED,
+    )
+    again = read("omi_o23_v251_utf8.hl7").replace(b"|HL7-0003|", b"|HL7-0003B|")
+
+    result = hl7.intake_hl7(sender=sender, raw=again, origin="again")
+
+    assert [order.outcome for order in result.orders] == [Outcome.UNCHANGED]
+    assert not result.rejected
+
+
 def test_crlf_segments_are_accepted_with_a_warning():
     parsed = hl7.parse_hl7(read("orm_o01_v24_crlf.hl7"), default_charset="utf-8")
 

@@ -106,11 +106,17 @@ def test_migration_reads_the_priority_line_earlier_imports_wrote(radiologist):
         anamnesis="Pat säger: Remittentens prioritet: Akut",
     )
 
+    lower_case = make_referral(order_number="L", anamnesis="remittentens prioritet: akut\nX")
+
     migration.priority_from_anamnesis(apps, None)
 
-    acute.refresh_from_db()
-    quoted.refresh_from_db()
-    assert (acute.referrer_priority, quoted.referrer_priority) == ("stat", "routine")
+    for referral in (acute, quoted, lower_case):
+        referral.refresh_from_db()
+    assert [acute.referrer_priority, quoted.referrer_priority, lower_case.referrer_priority] == [
+        "stat",
+        "routine",
+        "routine",
+    ]
     assert acute.history.get().referrer_priority == "stat"
 
 

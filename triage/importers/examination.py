@@ -169,11 +169,13 @@ PRIORITY_WORDS = {
     "snarast": "asap",
     "asap": "asap",
     "akut": "stat",
+    "omgående": "stat",
     "stat": "stat",
 }
 # HL7 v2 priority (ORC-7.6, OBR-27.6, TQ1-9): S stat, A as soon as possible, R routine;
 # P (pre-op), C (callback) and T (timing critical) carry no urgency of their own.
 HL7_PRIORITIES = {"S": "stat", "A": "asap"}
+HL7_ROUTINE_PRIORITIES = frozenset({"", "R", "P", "C", "T", "PRN"})
 
 
 def priority_from_word(text: str | None) -> str | None:

@@ -538,7 +538,21 @@ def _priority(message, group: _OrderGroup) -> str:
         code = _value(message, group.orc, 7, component=6)
     if not code and group.obr is not None:
         code = _value(message, group.obr, 27, component=6)
-    return examination.HL7_PRIORITIES.get(code.strip().upper(), "routine")
+    key = code.strip().upper()
+    if key in examination.HL7_PRIORITIES:
+        return examination.HL7_PRIORITIES[key]
+    if key in examination.HL7_ROUTINE_PRIORITIES:
+        return "routine"
+    # Some senders write the word ("STAT", "Akut") where the table code belongs.
+    word = examination.priority_from_word(code)
+    if word is not None:
+        return word
+    # Never guess "routine" for a code we do not know: it may mean acute.
+    raise IntakeRejection(
+        f"Prioriteten ”{safe_text(code, 20)}” (TQ1-9, ORC-7.6 eller OBR-27.6) känns inte "
+        "igen; HL7-tabell 0027 har S (akut), A (snarast), R (rutin), P, C, T och PRN.",
+        code="value",
+    )
 
 
 def _written_on(message, envelope: Envelope, orc, obr) -> date:

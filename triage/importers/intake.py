@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -60,6 +61,17 @@ COMPARED_FIELDS = (
     "method_change_allowed",
     "referrer_priority",
 )
+
+
+# Before the referrer's priority was a field (migration 0010), the importers wrote it as the
+# anamnesis's first line. A referral taken in then and sent again unchanged must not count
+# as changed (a decided one would be refused) just because today's importers leave it out.
+_PRIORITY_LINE = re.compile(r"Remittentens prioritet: (?:Akut|Snarast|Brådskande)(?:\n|\Z)")
+
+
+def without_priority_line(anamnesis: str) -> str:
+    found = _PRIORITY_LINE.match(anamnesis)
+    return anamnesis[found.end() :] if found else anamnesis
 
 
 class Outcome(StrEnum):
@@ -522,7 +534,9 @@ def _update(
         "method_change_allowed": order.method_change_allowed,
         "referrer_priority": order.referrer_priority,
     }
-    changed = [name for name in COMPARED_FIELDS if getattr(referral, name) != wanted[name]]
+    stored = {name: getattr(referral, name) for name in COMPARED_FIELDS}
+    stored["anamnesis"] = without_priority_line(referral.anamnesis)
+    changed = [name for name in COMPARED_FIELDS if stored[name] != wanted[name]]
     if not changed:
         return OrderResult(order.order_number, Outcome.UNCHANGED, referral.pk)
     if referral.status not in UPDATABLE_STATUSES:

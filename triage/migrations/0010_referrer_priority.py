@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models.functions import Left
 
 
 # Before this field, the importers wrote a non-routine priority as the anamnesis's first
@@ -18,7 +19,12 @@ def priority_from_anamnesis(apps, schema_editor):
     for model_name in ("Referral", "HistoricalReferral"):
         model = apps.get_model("triage", model_name)
         for line, code in PRIORITY_LINES.items():
-            model.objects.filter(anamnesis__startswith=line + "\n").update(referrer_priority=code)
+            # An exact, case-sensitive match on both databases (LIKE ignores case on
+            # SQLite): only the line the importers wrote, never a GP's own words.
+            first_line = Left("anamnesis", len(line) + 1)
+            model.objects.annotate(first_line=first_line).filter(
+                first_line=line + "\n"
+            ).update(referrer_priority=code)
             model.objects.filter(anamnesis=line).update(referrer_priority=code)
 
 
