@@ -26,12 +26,12 @@ from triage.models import (
     ReplyTemplate,
     assessment_history,
     due_date_for,
-    worklist_rank,
 )
 from triage.permissions import user_role_names
 from triage.reply_text import TemplateBodyError, check_body, unfilled_gaps
 from triage.selectors import (
     FLAG_KINDS,
+    WORKLIST_ORDER,
     AssessmentInput,
     active_guideline,
     build_facts,
@@ -206,7 +206,7 @@ def referral_claim_next(*, user: AbstractBaseUser) -> Referral | None:
         referral = (
             Referral.objects.select_for_update(skip_locked=True)
             .filter(status=Referral.Status.NEW, assigned_to__isnull=True)
-            .order_by(worklist_rank(), "received_at", "id")
+            .order_by(*WORKLIST_ORDER)
             .first()
         )
         if referral is None:

@@ -172,10 +172,19 @@ PRIORITY_WORDS = {
     "omgående": "stat",
     "stat": "stat",
 }
-# HL7 v2 priority (ORC-7.6, OBR-27.6, TQ1-9): S stat, A as soon as possible, R routine;
-# P (pre-op), C (callback) and T (timing critical) carry no urgency of their own.
-HL7_PRIORITIES = {"S": "stat", "A": "asap"}
-HL7_ROUTINE_PRIORITIES = frozenset({"", "R", "P", "C", "T", "PRN"})
+# HL7 v2 priority, table 0027 (ORC-7.6, OBR-27.6, TQ1-9): S stat, A as soon as possible,
+# R routine; P (pre-op), C (callback), T (timing critical) and PRN carry no urgency of their
+# own. An empty field is routine.
+HL7_PRIORITIES = {
+    "": "routine",
+    "S": "stat",
+    "A": "asap",
+    "R": "routine",
+    "P": "routine",
+    "C": "routine",
+    "T": "routine",
+    "PRN": "routine",
+}
 
 
 def priority_from_word(text: str | None) -> str | None:

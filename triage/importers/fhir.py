@@ -53,14 +53,12 @@ from triage.importers.intake import (
     safe_text,
     sha256_hex,
 )
-from triage.models import IntakeFormat, Sender
+from triage.models import IntakeFormat, Referral, Sender
 
 METHOD_CHANGE_EXTENSION = "urn:remissprio:extension:method-change-allowed"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ORDER_STATUSES = frozenset({"active", "on-hold"})
 CANCEL_STATUSES = frozenset({"revoked", "entered-in-error"})
-# An absent priority is routine, as FHIR defines it.
-FHIR_PRIORITIES = frozenset({"routine", "urgent", "asap", "stat"})
 BUNDLE_TYPES = frozenset({"transaction", "collection"})
 _HAS_TIME_ZONE = re.compile(r"(Z|[+-]\d\d:\d\d)$")
 
@@ -322,9 +320,10 @@ def _order_fields(
             "(active eller on-hold för en remiss, revoked för en makulering).",
             code="not-supported",
         )
-    # fhir.resources checks that priority is a code, not that it is one of request-priority.
-    referrer_priority = request.priority or "routine"
-    if referrer_priority not in FHIR_PRIORITIES:
+    # fhir.resources checks that priority is a code, not that it is one of request-priority
+    # (our ReferrerPriority codes); an absent priority is routine, as FHIR defines it.
+    referrer_priority = request.priority or Referral.ReferrerPriority.ROUTINE
+    if referrer_priority not in Referral.ReferrerPriority.values:
         raise IntakeRejection(
             f"{where}: priority {safe_text(referrer_priority, 30)} finns inte i FHIR:s "
             "request-priority (routine, urgent, asap eller stat).",

@@ -538,15 +538,11 @@ def _priority(message, group: _OrderGroup) -> str:
         code = _value(message, group.orc, 7, component=6)
     if not code and group.obr is not None:
         code = _value(message, group.obr, 27, component=6)
-    key = code.strip().upper()
-    if key in examination.HL7_PRIORITIES:
-        return examination.HL7_PRIORITIES[key]
-    if key in examination.HL7_ROUTINE_PRIORITIES:
-        return "routine"
     # Some senders write the word ("STAT", "Akut") where the table code belongs.
-    word = examination.priority_from_word(code)
-    if word is not None:
-        return word
+    priority = examination.HL7_PRIORITIES.get(code.strip().upper())
+    priority = priority or examination.priority_from_word(code)
+    if priority is not None:
+        return priority
     # Never guess "routine" for a code we do not know: it may mean acute.
     raise IntakeRejection(
         f"Prioriteten ”{safe_text(code, 20)}” (TQ1-9, ORC-7.6 eller OBR-27.6) känns inte "

@@ -22,6 +22,8 @@ STATUS_COLOURS = {
     "escalated": "danger",
     "cancelled": "dark",
 }
+# The referrer's priority; routine gets no badge.
+PRIORITY_COLOURS = {"stat": "danger", "asap": "warning", "urgent": "warning"}
 
 
 @register.filter
@@ -40,6 +42,11 @@ def capped_count(count: int) -> str:
 @register.filter
 def status_colour(status: str) -> str:
     return STATUS_COLOURS.get(status, "secondary")
+
+
+@register.filter
+def priority_colour(priority: str) -> str:
+    return PRIORITY_COLOURS.get(priority, "")
 
 
 @register.filter
